@@ -1,0 +1,1 @@
+"""Map stage: dry run and commit of source rows into canonical shape records."""
