@@ -1,1 +1,5 @@
-"""Thin anywidget widgets over brewslm_core. Logic lives in the engine; widgets sync traits."""
+"""Thin anywidget widgets over brewslm_core: they sync traits and forward clicks, nothing more."""
+
+from .timeline import EventTimeline
+
+__all__ = ["EventTimeline"]
