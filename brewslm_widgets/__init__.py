@@ -1,5 +1,9 @@
 """Thin anywidget widgets over brewslm_core: they sync traits and forward clicks, nothing more."""
 
+from .cleaning import CleaningPanel
+from .loss_chart import LossChart
+from .picker import IntrospectionPicker
+from .rejections import RejectionTable
 from .timeline import EventTimeline
 
-__all__ = ["EventTimeline"]
+__all__ = ["CleaningPanel", "EventTimeline", "IntrospectionPicker", "LossChart", "RejectionTable"]

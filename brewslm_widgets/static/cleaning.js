@@ -1,0 +1,51 @@
+// CleaningPanel view: start button, progress bar from task polling, then the report.
+
+function renderCleaning({ model, el }) {
+  const root = h("div", { class: "bsl bsl-cleaning" });
+  el.append(root);
+  const track = tracker(model, root);
+
+  function kv(title, obj, cls) {
+    const entries = Object.entries(obj || {});
+    return h("div", { class: cls },
+      h("div", { class: "bsl-title" }, title),
+      entries.length
+        ? h("table", { class: "bsl-table bsl-kv" }, h("tbody", {},
+            entries.map(([k, v]) => h("tr", { "data-key": k }, h("td", {}, k), h("td", {}, fmt(v))))))
+        : h("div", { class: "bsl-empty" }, "none"));
+  }
+
+  function draw() {
+    const state = model.get("state");
+    const running = state === "queued" || state === "running";
+    const total = model.get("total");
+    const hist = model.get("quality_hist");
+    const max = Math.max(1, ...(hist.counts || []));
+    root.dataset.state = state;
+    root.replaceChildren(
+      h("div", { class: "bsl-title" }, "Clean", h("span", { class: "bsl-count" }, model.get("task_id") || "not started")),
+      h("div", { class: "bsl-actions" },
+        h("button", { class: "bsl-start", disabled: running, onclick: () => track.send({ type: "start" }) }, "Start clean"),
+        running ? h("button", { class: "bsl-cancel", onclick: () => track.send({ type: "cancel" }) }, "Cancel") : null,
+        h("progress", { class: "bsl-progress", max: total || 1, value: total ? model.get("done") : (state === "succeeded" ? 1 : 0) }),
+        h("span", { class: "bsl-state" }, state ? `${state} ${total ? `${model.get("done")}/${total}` : ""} ${model.get("message")}` : "")),
+      errorLine(model),
+      Object.keys(model.get("report")).length
+        ? h("div", { class: "bsl-report" },
+            kv("Removed by reason", model.get("removed_by_reason"), "bsl-removed"),
+            kv("PII findings by type", model.get("pii_by_type"), "bsl-pii"),
+            h("div", { class: "bsl-title" }, "Quality score histogram"),
+            h("div", { class: "bsl-hist" }, (hist.counts || []).map((c, i) =>
+              h("div", { title: `${hist.edges[i]}–${hist.edges[i + 1]}: ${c}`, style: { height: `${(100 * c) / max}%` } }))))
+        : null,
+    );
+    track.settle();
+  }
+
+  for (const name of ["state", "done", "total", "message", "report", "error", "last_action"]) {
+    model.on(`change:${name}`, draw);
+  }
+  draw();
+}
+
+export default { render: renderCleaning };
