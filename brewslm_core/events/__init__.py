@@ -1,0 +1,7 @@
+"""The RunEvent store: an append-only JSONL log queried through DuckDB."""
+
+from .db import COLUMNS, EventQueryError
+from .log import EventStoreError
+from .store import EventStore
+
+__all__ = ["COLUMNS", "EventQueryError", "EventStore", "EventStoreError"]
