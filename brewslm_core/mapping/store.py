@@ -53,7 +53,9 @@ def _committed_end(imports: list[dict[str, Any]]) -> int:
 def append_commit(project: Project, rows: Iterable[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
     """Append rows atomically; returns the import record written to imports.jsonl.
 
-    ``meta`` must hold import_id; byte_start/byte_end/rows are filled in here.
+    ``meta`` must hold import_id; byte_start/byte_end/rows are filled in here. ``meta`` is read
+    only after ``rows`` is consumed, so a generator may fill in counts as it goes; ``rows`` is
+    consumed inside the commit lock.
     """
     with _commit_lock(project):
         imports = read_imports(project)
