@@ -1,0 +1,90 @@
+"""What a training run is asked to do. Plain data: it goes into plan.json unchanged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..contracts.base import Contract, contract
+from .packing import STRATEGIES
+
+METHODS = ("lora", "full")
+PRECISIONS = ("fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+class TrainConfigError(ValueError):
+    """A config with one or more problems; the message lists every one of them."""
+
+
+@contract
+class TrainConfig(Contract):
+    task_profile: str = "classification"
+    base: str = "auto"  # "auto" = the handler's offline default; or a local HF folder
+    method: str = "lora"  # lora | full
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    lora_targets: tuple[str, ...] | str | None = None  # None = the handler's choice
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    epochs: int = 1
+    max_steps: int | None = None  # stop after this many optimizer steps (across epochs)
+    batch_size: int = 16  # examples per micro-batch
+    grad_accum: int = 1  # micro-batches per optimizer step
+    max_length: int = 128  # tokens per example (longer ones are truncated)
+    packing: bool = True
+    batching: str = "bucket"  # bucket | random
+    grad_clip: float = 1.0
+    seed: int = 13
+    eval_every: int = 0  # steps; 0 = only at the end (when eval rows are given)
+    checkpoint_every: int = 0  # steps; 0 = no periodic checkpoints
+    keep_checkpoints: int = 2
+    device: str = "auto"
+    precision: str = "fp32"  # autocast dtype on the device; fp32 = no autocast
+    threads: int = 0  # torch CPU threads; 0 = all cores
+    max_seconds: float | None = None  # wallclock budget -> training_timeout
+    max_rss_mb: int | None = None  # RSS watchdog -> training_oom; None = 90% of available RAM
+    eval_max_rows: int = 512
+
+    def problems(self) -> list[str]:
+        from .handlers import HANDLERS
+
+        out: list[str] = []
+        if self.task_profile not in HANDLERS:
+            out.append(f"task_profile {self.task_profile!r} has no handler ({HANDLERS.names()})")
+        if self.method not in METHODS:
+            out.append(f"method must be one of {METHODS}, not {self.method!r}")
+        if self.precision not in PRECISIONS:
+            out.append(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
+        if self.device not in DEVICES:
+            out.append(f"device must be one of {DEVICES}, not {self.device!r}")
+        if self.batching not in STRATEGIES:
+            out.append(f"batching must be one of {STRATEGIES}, not {self.batching!r}")
+        for name in ("batch_size", "grad_accum", "max_length", "epochs", "keep_checkpoints"):
+            if getattr(self, name) < 1:
+                out.append(f"{name} must be at least 1")
+        if self.max_steps is not None and self.max_steps < 1:
+            out.append("max_steps must be at least 1 (or None)")
+        if self.lr <= 0:
+            out.append("lr must be positive")
+        if self.method == "lora" and self.lora_r < 1:
+            out.append("lora_r must be at least 1")
+        return out
+
+    def check(self) -> TrainConfig:
+        found = self.problems()
+        if found:
+            raise TrainConfigError("train config has problems:\n- " + "\n- ".join(found))
+        return self
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise TrainConfigError(f"unknown train config keys {unknown}; known: {sorted(known)}")
+        data = dict(data)
+        if isinstance(data.get("lora_targets"), list):
+            data["lora_targets"] = tuple(data["lora_targets"])
+        return cls(**data)

@@ -1,0 +1,472 @@
+"""The training loop: one engine for every task handler.
+
+AdamW with linear warmup/decay over packed, length-bucketed batches; a per-step trace; atomic
+checkpoints; resume with the same weights, optimizer, scheduler, RNG and data order; cancel
+within one step, a wallclock budget, an RSS watchdog; and one RunEvent per run outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..contracts.base import Contract, contract
+from .base_model import resolve_model_path
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .handlers import get_handler
+from .handlers.lora import count_params
+from .packing import plan_epoch
+from .trace import TraceWriter
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..project import Project
+
+CANCEL_FILE = "CANCEL"  # touch runs/<id>/CANCEL to stop a run from another process
+
+
+class TrainingStopped(Exception):
+    """The run stopped early on purpose; ``reason_code`` names why."""
+
+    reason_code = "training_runtime_error"
+    status = "failed"
+
+
+class TrainingCancelled(TrainingStopped):
+    reason_code = "training_cancelled"
+    status = "cancelled"
+
+
+class TrainingTimeout(TrainingStopped):
+    reason_code = "training_timeout"
+    status = "timeout"
+
+
+class TrainingOOM(TrainingStopped):
+    reason_code = "training_oom"
+    status = "oom"
+
+
+@contract
+class TrainResult(Contract):
+    run_id: str
+    status: str  # completed | cancelled | timeout | oom | failed
+    reason_code: str | None
+    steps: int
+    total_steps: int
+    final_train_loss: float | None
+    eval: dict[str, Any]
+    run_dir: str
+    adapter_dir: str | None
+    last_checkpoint: str | None
+    resumed_from_step: int | None
+    seconds: float
+    real_tokens_per_s: float
+    error: str | None = None
+
+
+def new_run_id() -> str:
+    return f"exp-{secrets.token_hex(4)}"
+
+
+def pick_device(name: str) -> torch.device:
+    import torch
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            name = "cuda"
+        elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            name = "mps"
+        else:
+            name = "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' asked for but no CUDA device is visible; use 'cpu'")
+    return torch.device(name)
+
+
+class RssWatchdog:
+    """Samples this process's RSS in a thread; the loop checks ``tripped`` between micro-steps.
+
+    CPU training has no allocator error before the kernel's OOM killer ends the process, so the
+    run stops itself while it can still record why and keep its checkpoint.
+    """
+
+    def __init__(self, limit_mb: float, interval: float = 0.05) -> None:
+        import psutil
+
+        self.limit = limit_mb * 1024 * 1024
+        self.interval = interval
+        self.peak = 0
+        self.tripped_at: int | None = None
+        self._proc = psutil.Process()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-watchdog", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def sample(self) -> int:
+        rss = self._proc.memory_info().rss
+        self.peak = max(self.peak, rss)
+        if rss > self.limit and self.tripped_at is None:
+            self.tripped_at = rss
+        return rss
+
+    def check(self) -> None:
+        self.sample()
+        if self.tripped_at is not None:
+            raise TrainingOOM(
+                f"RSS {self.tripped_at / 2**20:.0f} MB passed the watchdog limit "
+                f"{self.limit / 2**20:.0f} MB; lower batch_size/max_length or use method='lora'"
+            )
+
+    def __enter__(self) -> RssWatchdog:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1)
+
+
+def default_rss_limit_mb() -> float:
+    import psutil
+
+    now = psutil.Process().memory_info().rss
+    return (now + 0.9 * psutil.virtual_memory().available) / 2**20
+
+
+def _linear_schedule(warmup: int, total: int) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return factor
+
+
+def _emit(
+    project: Project, severity: str, reason: str | None, run_id: str, summary: str, payload: dict[str, Any]
+) -> None:
+    project.events.append(
+        stage="training",
+        severity=severity,
+        reason_code=reason,
+        run_id=run_id,
+        summary=summary,
+        payload=payload,
+    )
+
+
+class _Run:
+    """State of one run; ``train()`` below is the public door."""
+
+    def __init__(
+        self,
+        project: Project,
+        config: TrainConfig,
+        run_id: str,
+        cancel: Callable[[], bool] | None,
+        progress: Callable[[int, int, str], None] | None,
+    ) -> None:
+        self.project, self.config, self.run_id = project, config, run_id
+        self.dir = project.run_dir(run_id)
+        self.ckpt_root = self.dir / "checkpoints"
+        self.cancel, self.progress = cancel, progress
+        self.step = 0
+        self.total_steps = 0
+        self.last_loss: float | None = None
+        self.resumed_from: int | None = None
+        self.real_tokens = 0
+        self.train_seconds = 0.0
+        self.eval: dict[str, Any] = {}
+        self.started = time.monotonic()
+
+    # ---- stop checks (called between micro-batches: "within one step") -----------------
+    def check_stop(self) -> None:
+        if self.cancel is not None and self.cancel():
+            raise TrainingCancelled(f"cancelled at step {self.step}")
+        if (self.dir / CANCEL_FILE).exists():
+            raise TrainingCancelled(f"cancelled at step {self.step} ({CANCEL_FILE} file)")
+        budget = self.config.max_seconds
+        if budget is not None and time.monotonic() - self.started > budget:
+            raise TrainingTimeout(f"wallclock budget of {budget:g} s used up at step {self.step}")
+        self.watchdog.check()
+
+    def run(self, train_rows: Sequence[dict], eval_rows: Sequence[dict] | None, resume: bool) -> TrainResult:
+        import torch
+
+        cfg = self.config
+        torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+        device = pick_device(cfg.device)
+        self.handler = handler = get_handler(cfg.task_profile)
+        model_path = resolve_model_path(cfg.base, cfg.task_profile)
+        handler.setup(model_path, train_rows, cfg)
+        encoded = handler.encode(train_rows)
+        examples = [e for e in encoded if e is not None]
+        if not examples:
+            raise ValueError(f"none of the {len(train_rows)} training rows could be encoded")
+        model = handler.build_model(cfg).to(device)
+        model.train()
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(
+            params,
+            lr=cfg.lr,
+            weight_decay=cfg.weight_decay,
+            # the fused kernel updates all tensors in one pass: a cheaper optimizer step
+            fused=device.type in ("cpu", "cuda"),
+        )
+        lengths = [e.length for e in examples]
+        batches_per_epoch = math.ceil(len(examples) / cfg.batch_size)
+        steps_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accum)
+        total = steps_per_epoch * cfg.epochs
+        self.total_steps = min(total, cfg.max_steps) if cfg.max_steps else total
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, _linear_schedule(cfg.warmup_steps, self.total_steps)
+        )
+        trace_at: int | None = None
+        last = latest_checkpoint(self.ckpt_root) if resume else None
+        if last is not None:
+            meta = load_checkpoint(last, model, optimizer, scheduler)
+            self.step = self.resumed_from = int(meta["step"])
+            self.real_tokens = int(meta.get("real_tokens", 0))
+            self.train_seconds = float(meta.get("train_seconds", 0.0))
+            self.last_loss = meta.get("loss")
+            trace_at = int(meta["trace_offset"])
+        self._write_plan(model_path, model, len(train_rows), len(examples), device, resume)
+        self.trace = TraceWriter(self.dir / "trace.jsonl", truncate_at=trace_at)
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
+        amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
+        plans: dict[int, list[list[int]]] = {}
+        try:
+            while self.step < self.total_steps:
+                self.check_stop()
+                epoch, within = divmod(self.step, steps_per_epoch)
+                if epoch not in plans:
+                    plans = {
+                        epoch: plan_epoch(
+                            lengths, cfg.batch_size, seed=cfg.seed, epoch=epoch, strategy=cfg.batching
+                        )
+                    }
+                micro = plans[epoch][within * cfg.grad_accum : (within + 1) * cfg.grad_accum]
+                t0 = time.perf_counter()
+                loss_sum, count, tokens, real, samples = 0.0, 0, 0, 0, 0
+                for ids in micro:
+                    self.check_stop()
+                    batch = handler.collate([examples[i] for i in ids], cfg.packing)
+                    tokens, real = tokens + batch["tokens"], real + batch["real_tokens"]
+                    samples += len(ids)
+                    batch = {k: (v.to(device) if hasattr(v, "to") else v) for k, v in batch.items()}
+                    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                        loss, n = handler.loss(model, batch)
+                    scaler.scale(loss).backward()
+                    loss_sum, count = loss_sum + float(loss.detach()), count + n
+                    del batch, loss
+                scaler.unscale_(optimizer)
+                for p in params:  # summed losses: divide once by the step's true count
+                    if p.grad is not None:
+                        p.grad.div_(max(count, 1))
+                norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or float("inf"))
+                scaler.step(optimizer)
+                scaler.update()
+                lr = scheduler.get_last_lr()[0]
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                seconds = time.perf_counter() - t0
+                self.step += 1
+                self.train_seconds += seconds
+                self.real_tokens += real
+                self.last_loss = loss_sum / max(count, 1)
+                self.trace.write(
+                    {
+                        "step": self.step,
+                        "epoch": epoch + (within + 1) / steps_per_epoch,
+                        "loss": self.last_loss,
+                        "lr": lr,
+                        "grad_norm": float(norm),
+                        "tokens": tokens,
+                        "real_tokens": real,
+                        "tokens_per_s": real / seconds if seconds > 0 else None,
+                        "samples": samples,
+                        "split": "train",
+                    }
+                )
+                if self.progress is not None:
+                    self.progress(self.step, self.total_steps, f"loss {self.last_loss:.4f}")
+                if eval_rows and cfg.eval_every and self.step % cfg.eval_every == 0:
+                    self._evaluate(eval_rows)
+                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                    self.save_checkpoint()
+        except (TrainingCancelled, TrainingTimeout):
+            self.save_checkpoint()  # resumable from exactly where it stopped
+            raise
+        if eval_rows:
+            self._evaluate(eval_rows)
+        adapter = self.dir / "adapter"
+        handler.save(model, adapter)
+        return self._result("completed", None, adapter_dir=str(adapter))
+
+    # ---- pieces ---------------------------------------------------------------------------
+    def _evaluate(self, eval_rows: Sequence[dict]) -> None:
+        rows = list(eval_rows)[: self.config.eval_max_rows]
+        self.eval = self.handler.score(self.model, rows)
+        self.trace.write({"step": self.step, "split": "eval", **self.eval})
+
+    def save_checkpoint(self) -> Path | None:
+        if getattr(self, "model", None) is None or self.step == 0:
+            return None
+        self.trace.sync()
+        meta = {
+            "run_id": self.run_id,
+            "trace_offset": self.trace.offset(),
+            "loss": self.last_loss,
+            "real_tokens": self.real_tokens,
+            "train_seconds": self.train_seconds,
+        }
+        return save_checkpoint(
+            self.ckpt_root,
+            self.step,
+            self.model,
+            self.optimizer,
+            self.scheduler,
+            meta,
+            self.config.keep_checkpoints,
+        )
+
+    def _write_plan(
+        self, model_path: Path, model: Any, n_rows: int, n_examples: int, device: Any, resume: bool
+    ) -> None:
+        plan = {
+            "run_id": self.run_id,
+            "task_profile": self.config.task_profile,
+            "handler": type(self.handler).__name__,
+            "base_model_path": str(model_path),
+            "config": self.config.to_dict(),
+            "handler_state": self.handler.state(),
+            "params": count_params(model),
+            "rows": n_rows,
+            "examples": n_examples,
+            "total_steps": self.total_steps,
+            "device": str(device),
+            "backend": f"torch-{device.type}",
+        }
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if resume and (self.dir / "plan.json").exists():
+            return  # the plan is what was asked first; a resume carries on with it
+        tmp = self.dir / "plan.json.tmp"
+        tmp.write_text(json.dumps(plan, indent=2), encoding="utf-8")
+        os.replace(tmp, self.dir / "plan.json")
+
+    def _result(
+        self, status: str, reason: str | None, *, adapter_dir: str | None = None, error: str | None = None
+    ) -> TrainResult:
+        last = latest_checkpoint(self.ckpt_root)
+        return TrainResult(
+            run_id=self.run_id,
+            status=status,
+            reason_code=reason,
+            steps=self.step,
+            total_steps=self.total_steps,
+            final_train_loss=self.last_loss,
+            eval=self.eval,
+            run_dir=str(self.dir),
+            adapter_dir=adapter_dir,
+            last_checkpoint=str(last) if last else None,
+            resumed_from_step=self.resumed_from,
+            seconds=time.monotonic() - self.started,
+            real_tokens_per_s=self.real_tokens / self.train_seconds if self.train_seconds else 0.0,
+            error=error,
+        )
+
+
+def train(
+    project: Project,
+    config: TrainConfig,
+    train_rows: Sequence[dict],
+    eval_rows: Sequence[dict] | None = None,
+    *,
+    run_id: str | None = None,
+    resume: bool = False,
+    cancel: Callable[[], bool] | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> TrainResult:
+    """Train on rows ``{"record": …}`` (as prepare writes them) and record the outcome.
+
+    Never raises for a run that started: the outcome is the result's ``status`` plus one
+    ``training`` RunEvent. ``resume=True`` with an existing ``run_id`` continues from its last
+    checkpoint. ``cancel`` is polled between micro-batches.
+    """
+    config.check()
+    run_id = run_id or new_run_id()
+    run = _Run(project, config, run_id, cancel, progress)
+    limit = config.max_rss_mb or default_rss_limit_mb()
+    try:
+        with RssWatchdog(limit) as run.watchdog:
+            result = run.run(train_rows, eval_rows, resume)
+    except (TrainingStopped, MemoryError, Exception) as exc:  # noqa: B014 - order documents intent
+        result = _failure(run, exc)
+    finally:
+        if getattr(run, "trace", None) is not None:
+            run.trace.close()
+    if result.status == "completed":
+        _emit(
+            project,
+            "info",
+            None,
+            run_id,
+            f"training finished after {result.steps} steps",
+            {
+                "experiment_id": run_id,
+                "backend": _backend(run),
+                "final_train_loss": result.final_train_loss,
+                "eval": result.eval,
+                "adapter_dir": result.adapter_dir,
+            },
+        )
+    return result
+
+
+def _backend(run: _Run) -> str:
+    plan = run.dir / "plan.json"
+    if plan.exists():
+        return json.loads(plan.read_text(encoding="utf-8")).get("backend", "torch")
+    return "torch"
+
+
+def _failure(run: _Run, exc: BaseException) -> TrainResult:
+    import torch
+
+    if isinstance(exc, TrainingStopped):
+        reason, status, severity = exc.reason_code, exc.status, "warning"
+        if isinstance(exc, TrainingOOM):
+            severity = "error"
+    elif isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
+        reason, status, severity = "training_oom", "oom", "error"
+    else:
+        reason, status, severity = "training_runtime_error", "failed", "error"
+    if severity == "warning":
+        severity = "warning" if reason == "training_cancelled" else "error"
+    result = run._result(status, reason, error=f"{type(exc).__name__}: {exc}")
+    payload = {
+        "experiment_id": run.run_id,
+        "step": run.step,
+        "total_steps": run.total_steps,
+        "error": result.error,
+        "last_checkpoint": result.last_checkpoint,
+    }
+    if reason == "training_runtime_error":
+        payload["traceback"] = "".join(traceback.format_exception(exc))
+    _emit(run.project, severity, reason, run.run_id, f"training stopped: {result.error}", payload)
+    return result

@@ -1,0 +1,33 @@
+"""Task handlers behind one protocol, picked by the manifest's task profile.
+
+A new handler registers itself here with ``@HANDLERS.register("<task_profile>")`` (a class
+whose instances satisfy ``TaskHandler``); the engine never names a handler.
+"""
+
+from __future__ import annotations
+
+from ...registry import Registry
+from .base import IGNORE, Example, TaskHandler, lay_out
+from .classification import ClassificationHandler
+from .seq2seq import Seq2SeqHandler
+
+HANDLERS: Registry[type] = Registry("task handler")
+HANDLERS.register("classification")(ClassificationHandler)
+HANDLERS.register("seq2seq")(Seq2SeqHandler)
+
+
+def get_handler(task_profile: str) -> TaskHandler:
+    """A fresh handler for the task profile (did-you-mean error for unknown profiles)."""
+    return HANDLERS.get(task_profile)()
+
+
+__all__ = [
+    "HANDLERS",
+    "IGNORE",
+    "ClassificationHandler",
+    "Example",
+    "Seq2SeqHandler",
+    "TaskHandler",
+    "get_handler",
+    "lay_out",
+]

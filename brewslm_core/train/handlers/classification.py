@@ -1,0 +1,187 @@
+"""Sequence classification on an encoder (default all-MiniLM-L6-v2) with packed rows.
+
+Several short texts share one row; a block-diagonal mask keeps them from attending to each
+other, positions restart per text, and each text is mean-pooled over its own tokens (the
+pooling MiniLM was trained with), so a packed batch gives the same logits as one text per row.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .base import Example, lay_out
+from .lora import adapt
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..config import TrainConfig
+
+HEAD_FILE = "head.safetensors"
+LABELS_FILE = "labels.json"
+
+
+def _module():  # torch is imported lazily; the class is built on first use
+    import torch
+
+    class EncoderClassifier(torch.nn.Module):
+        def __init__(self, encoder: torch.nn.Module, hidden: int, n_labels: int) -> None:
+            super().__init__()
+            self.encoder = encoder
+            self.head = torch.nn.Linear(hidden, n_labels)
+
+        def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+            out = self.encoder(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                position_ids=batch["position_ids"],
+                token_type_ids=torch.zeros_like(batch["input_ids"]),
+            )
+            hidden = out.last_hidden_state.flatten(0, 1)  # [rows*len, H]
+            seg = batch["pool_index"]  # example index per token; pad -> n_examples
+            n = batch["n_examples"]
+            sums = hidden.new_zeros((n + 1, hidden.shape[-1])).index_add_(0, seg, hidden)
+            counts = torch.bincount(seg, minlength=n + 1).clamp_min(1).unsqueeze(-1)
+            pooled = (sums / counts.to(hidden.dtype))[:n]
+            return self.head(pooled)
+
+    return EncoderClassifier
+
+
+class ClassificationHandler:
+    task_profile = "classification"
+    lora_targets: Any = ("query", "key", "value", "dense")
+    text_key = "text"
+
+    def __init__(self) -> None:
+        self.tokenizer: Any = None
+        self.labels: list[str] = []
+        self.label_id: dict[str, int] = {}
+        self.model_path: Path | None = None
+        self.max_length = 128
+
+    # ---- setup --------------------------------------------------------------------------
+    def setup(self, model_path: Path, train_rows: Sequence[dict], config: TrainConfig) -> None:
+        from transformers import AutoTokenizer
+
+        self.model_path = Path(model_path)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+        self.max_length = config.max_length
+        self.labels = sorted({self.label_of(r["record"]) for r in train_rows})
+        if len(self.labels) < 2:
+            raise ValueError(
+                f"classification needs at least 2 labels in the training rows, found {self.labels}"
+            )
+        self.label_id = {label: i for i, label in enumerate(self.labels)}
+
+    def label_of(self, record: dict) -> str:
+        return str(record["label"])
+
+    def build_model(self, config: TrainConfig) -> torch.nn.Module:
+        import torch
+        from transformers import AutoModel
+
+        torch.manual_seed(config.seed)  # the head's init is part of the run's determinism
+        encoder = AutoModel.from_pretrained(self.model_path, attn_implementation="sdpa", dtype=torch.float32)
+        encoder = adapt(encoder, config, self.lora_targets)
+        return _module()(encoder, encoder.config.hidden_size, len(self.labels))
+
+    # ---- data ---------------------------------------------------------------------------
+    def encode(self, rows: Sequence[dict]) -> list[Example | None]:
+        texts = [str(r["record"].get(self.text_key, "")) for r in rows]
+        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        out: list[Example | None] = []
+        for row, ids in zip(rows, enc, strict=True):
+            label = self.label_id.get(self.label_of(row["record"]))
+            out.append(None if label is None else Example(list(ids), label))
+        return out
+
+    def collate(self, examples: Sequence[Example], packing: bool) -> dict[str, Any]:
+        import torch
+
+        rows, _ = lay_out(examples, self.tokenizer.pad_token_id or 0, packing)
+        seg = rows.segment
+        # True = may attend. Padding forms its own block so no softmax row is empty.
+        mask = (seg.unsqueeze(2) == seg.unsqueeze(1)).unsqueeze(1)
+        n = len(examples)
+        pool = torch.where(seg >= 0, seg, torch.full_like(seg, n)).flatten()
+        return {
+            "input_ids": rows.input_ids,
+            "position_ids": rows.position_ids,
+            "attention_mask": mask,
+            "pool_index": pool,
+            "n_examples": n,
+            "labels": torch.tensor([e.target for e in examples], dtype=torch.long),
+            "tokens": rows.tokens,
+            "real_tokens": rows.real_tokens,
+        }
+
+    # ---- training -----------------------------------------------------------------------
+    def loss(self, model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
+        import torch
+
+        logits = model(batch)
+        loss = torch.nn.functional.cross_entropy(logits.float(), batch["labels"], reduction="sum")
+        return loss, batch["n_examples"]
+
+    def predict(self, model: torch.nn.Module, examples: Sequence[Example], batch_size: int = 64):
+        import torch
+
+        preds: list[int] = []
+        loss_sum = 0.0
+        with torch.no_grad():
+            for i in range(0, len(examples), batch_size):
+                batch = to_device(self.collate(examples[i : i + batch_size], True), device_of(model))
+                logits = model(batch)
+                loss_sum += float(
+                    torch.nn.functional.cross_entropy(logits.float(), batch["labels"], reduction="sum")
+                )
+                preds.extend(logits.argmax(-1).tolist())
+        return preds, loss_sum
+
+    def score(self, model: torch.nn.Module, rows: Sequence[dict]) -> dict[str, Any]:
+        from sklearn.metrics import accuracy_score, f1_score
+
+        encoded = self.encode(rows)
+        examples = [e for e in encoded if e is not None]
+        if not examples:
+            return {"n": 0, "skipped_unknown_label": len(rows)}
+        was_training = model.training
+        model.eval()
+        try:
+            preds, loss_sum = self.predict(model, examples)
+        finally:
+            model.train(was_training)
+        gold = [e.target for e in examples]
+        return {
+            "n": len(examples),
+            "skipped_unknown_label": len(rows) - len(examples),
+            "eval_loss": loss_sum / len(examples),
+            "accuracy": float(accuracy_score(gold, preds)),
+            "macro_f1": float(f1_score(gold, preds, average="macro")),
+        }
+
+    # ---- output -------------------------------------------------------------------------
+    def save(self, model: torch.nn.Module, out_dir: Path) -> None:
+        from safetensors.torch import save_file
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        model.encoder.save_pretrained(out_dir, safe_serialization=True)
+        head = {k: v.detach().contiguous().cpu() for k, v in model.head.state_dict().items()}
+        save_file(head, str(out_dir / HEAD_FILE))
+        self.tokenizer.save_pretrained(out_dir)
+        (out_dir / LABELS_FILE).write_text(json.dumps(self.state(), indent=2), encoding="utf-8")
+
+    def state(self) -> dict[str, Any]:
+        return {"labels": self.labels, "pooling": "mean", "max_length": self.max_length}
+
+
+def device_of(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def to_device(batch: dict[str, Any], device: Any) -> dict[str, Any]:
+    return {k: (v.to(device) if hasattr(v, "to") else v) for k, v in batch.items()}
