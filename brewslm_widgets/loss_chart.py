@@ -12,13 +12,18 @@ class _TraceTail:
 
     def __init__(self, path: Any) -> None:
         self.path = path
+        self._reset()
+
+    def _reset(self) -> None:
         self.offset = 0
-        self.train: dict[str, list[float]] = {"step": [], "loss": [], "lr": []}
-        self.eval: dict[str, list[float]] = {"step": [], "eval_loss": []}
+        self.train: dict[str, list[Any]] = {"step": [], "loss": [], "lr": []}
+        self.eval: dict[str, list[Any]] = {"step": [], "eval_loss": []}
 
     def read(self) -> bool:
         if not self.path.is_file():
             return False
+        if self.path.stat().st_size < self.offset:
+            self._reset()  # a resumed run cut the trace back to its checkpoint: re-read it
         with open(self.path, "rb") as fh:
             fh.seek(self.offset)
             chunk = fh.read()
