@@ -56,18 +56,20 @@ def _connector(source: str | Connector, project: Project | None) -> Connector:
     return open_connector(source, project)
 
 
-def _hypothesis(conn: Connector, shape: str):
+def _hypothesis(conn: Connector, shape: str, hyps: list | None = None):
     from ..introspect.core import introspect
 
-    return next((h for h in introspect(conn) if h.shape == shape), None)
+    return next((h for h in (introspect(conn) if hyps is None else hyps) if h.shape == shape),
+                None)
 
 
 def resolve(conn: Connector, shape: str, field_map: dict[str, str] | None,
-            options: dict | None) -> tuple[dict[str, str], dict[str, Any]]:
+            options: dict | None, hyps: list | None = None,
+            ) -> tuple[dict[str, str], dict[str, Any]]:
     """The field map and options to use: given ones, or the top introspected ones for shape."""
     check_shape(shape)
     if field_map is None:
-        hyp = _hypothesis(conn, shape)
+        hyp = _hypothesis(conn, shape, hyps)
         if hyp is None:
             raise MappingError(
                 f"{conn.locator} does not look like {shape!r} to introspection, so there is no "
@@ -161,11 +163,6 @@ def dry_run(source: str | Connector, shape: str, field_map: dict[str, str] | Non
 
 
 # ---- commit -------------------------------------------------------------------------------
-def shape_confidence(conn: Connector, shape: str) -> float:
-    hyp = _hypothesis(conn, shape)
-    return hyp.confidence if hyp is not None else 0.0
-
-
 def commit(project: Project, source: str | Connector, shape: str,
            field_map: dict[str, str] | None = None, options: dict | None = None, *,
            force: bool = False, gold: bool = False) -> CommitResult:
@@ -175,16 +172,22 @@ def commit(project: Project, source: str | Connector, shape: str,
     below FORCE_THRESHOLD, unless ``force``. Emits ingestion/dataset_import_run on success and
     dataset_import_failed (then re-raises) when it fails before any row is committed.
     """
+    from ..introspect.core import introspect
+
     locator = source if isinstance(source, str) else source.locator
     state: dict[str, Any] = {"stage": "opening the source"}
     try:
         conn = _connector(source, project)
         locator = conn.locator
+        state["stage"] = "introspecting the source"
+        check_shape(shape)
+        hyps = introspect(conn)  # once: it proposes the field map and rates the shape
         state["stage"] = "resolving the mapping"
-        fmap, opts = resolve(conn, shape, field_map, options)
+        fmap, opts = resolve(conn, shape, field_map, options, hyps)
         cid = config_id(shape, fmap, opts)
         state.update(stage="checking confidence", config_id=cid)
-        confidence = shape_confidence(conn, shape)
+        hyp = _hypothesis(conn, shape, hyps)
+        confidence = hyp.confidence if hyp is not None else 0.0
         if confidence < FORCE_THRESHOLD and not force:
             raise LowConfidenceError(
                 f"introspection is only {confidence:.2f} confident that {locator} is {shape!r} "

@@ -1,0 +1,114 @@
+"""Map-stage throughput: ingest + introspect + dry run vs a bare DuckDB read and a pandas read.
+
+    python -m benchmarks.bench_map              # 1,000,000 generated JSONL rows + banking77
+    python -m benchmarks.bench_map --rows 100000
+
+Every measurement runs in its own subprocess so peak RSS is that reader's alone. Results are
+printed as ratios against the bare DuckDB read of the same file, measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("BREWSLM_SHARED_DATA", REPO.parent / "shared" / "data"))
+METHODS = ("duckdb", "pandas", "brewslm_dry_run")
+
+WORDS = ("card payment refund transfer balance account pending declined limit fee exchange rate "
+         "top up cash withdrawal atm pin verify identity lost stolen freeze order new").split()
+LABELS = [f"intent_{i:02d}" for i in range(20)]
+
+
+def generate(path: Path, rows: int, seed: int = 7) -> None:
+    """A classification JSONL: {"text", "label"}; texts differ so dedup keeps nearly all."""
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as fh:
+        for i in range(rows):
+            words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 16)))
+            fh.write(json.dumps({"text": f"{words} #{i}", "label": rng.choice(LABELS)}) + "\n")
+
+
+def worker(method: str, kind: str, path: str) -> dict:
+    """Read all rows of one file with one method; report rows, seconds and peak RSS."""
+    start = time.perf_counter()
+    if method == "duckdb":
+        import duckdb
+
+        con = duckdb.connect()
+        reader = "read_json" if kind == "jsonl" else "read_csv"
+        rows = len(con.execute(f"SELECT * FROM {reader}(?)", [path]).fetchall())
+    elif method == "pandas":
+        import pandas as pd
+
+        frame = pd.read_json(path, lines=True) if kind == "jsonl" else pd.read_csv(path)
+        rows = len(frame)
+    else:
+        from brewslm_core.mapping import dry_run
+
+        report = dry_run(f"{kind}:{path}", "classification")
+        rows = report.total
+        assert report.accepted + report.rejected == report.total
+    seconds = time.perf_counter() - start
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"method": method, "rows": rows, "seconds": seconds, "peak_rss_mb": peak_kb / 1024}
+
+
+def measure(method: str, kind: str, path: Path) -> dict:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_map", "--worker", method, kind, str(path)],
+        cwd=REPO, env=env, capture_output=True, text=True, check=False,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"{method} on {path.name} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def report(title: str, results: list[dict]) -> None:
+    base = next(r for r in results if r["method"] == "duckdb")
+    base_rate = base["rows"] / base["seconds"]
+    print(f"\n{title}")
+    print(f"{'method':18s} {'rows':>9s} {'seconds':>8s} {'rows/s':>10s} {'vs duckdb':>9s} "
+          f"{'peak RSS MB':>11s}")
+    for r in results:
+        rate = r["rows"] / r["seconds"]
+        print(f"{r['method']:18s} {r['rows']:9d} {r['seconds']:8.2f} {rate:10.0f} "
+              f"{rate / base_rate:9.3f} {r['peak_rss_mb']:11.0f}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="generated JSONL rows")
+    parser.add_argument("--worker", nargs=3, metavar=("METHOD", "KIND", "PATH"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(*args.worker)))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        jsonl = Path(tmp) / "generated.jsonl"
+        t0 = time.perf_counter()
+        generate(jsonl, args.rows)
+        print(f"generated {args.rows} rows ({jsonl.stat().st_size / 1e6:.0f} MB) in "
+              f"{time.perf_counter() - t0:.1f} s")
+        report(f"generated classification JSONL, {args.rows} rows",
+               [measure(m, "jsonl", jsonl) for m in METHODS])
+    banking = SHARED / "banking77" / "train.csv"
+    if banking.is_file():
+        report("banking77 train.csv (10,003 rows)", [measure(m, "csv", banking) for m in METHODS])
+    else:
+        print(f"\n(skipped banking77: {banking} not found; set BREWSLM_SHARED_DATA)")
+
+
+if __name__ == "__main__":
+    main()
