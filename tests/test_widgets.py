@@ -158,3 +158,170 @@ def test_loss_chart_publisher_thread_follows_a_live_trace(project):
     finally:
         chart.close()
     assert not chart._publisher.is_alive()
+
+
+# ---- IntrospectionPicker -----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def intents_csv() -> str:
+    from importlib.resources import files
+
+    return str(files("brewslm_core") / "data" / "brew_intents.csv")
+
+
+def test_picker_shows_the_engine_ranking_and_picks_nothing(project, intents_csv):
+    from brewslm_core.introspect import introspect
+    from brewslm_core.mapping.store import read_imports
+    from brewslm_widgets import IntrospectionPicker
+
+    w = IntrospectionPicker(intents_csv, project=project)
+    expected = introspect(intents_csv, project=project)
+    assert w.error == ""
+    assert [(h["shape"], h["confidence"]) for h in w.hypotheses] == [
+        (h.shape, h.confidence) for h in expected
+    ]
+    assert all(h["rationale"] for h in w.hypotheses)
+    assert w.selected == -1 and w.mapping is None and w.chosen == {}  # never auto-picks
+    assert read_imports(project) == []
+
+
+def test_picker_choice_and_field_map_edits_reach_the_kernel(project, intents_csv):
+    from brewslm_core.mapping.store import read_imports
+    from brewslm_widgets import IntrospectionPicker
+
+    w = IntrospectionPicker(intents_csv, project=project)
+    top = w.hypotheses[0]
+    w.set_state({"selected": 0})  # the view's click on the first card
+    assert w.mapping.shape == top["shape"] == "classification"
+    assert w.mapping.field_map == top["field_map"] == {"text": "text", "label": "intent"}
+    assert w.chosen["shape"] == "classification" and w.chosen["force"] is False
+    assert w.needs_force is False
+    w.set_state({"force": True})  # no force above the threshold
+    assert w.force is False
+
+    w.set_state({"field_map": {"text": "intent", "label": "text"}})
+    assert w.mapping.field_map == {"text": "intent", "label": "text"}
+    assert w.chosen["field_map"] == {"text": "intent", "label": "text"}
+
+    w.select("text")
+    assert w.mapping.shape == "text" and w.field_map == w.hypotheses[w.selected]["field_map"]
+    with pytest.raises(ValueError, match="no hypothesis for shape 'rag'"):
+        w.select("rag")
+    assert read_imports(project) == []  # choosing commits nothing
+
+
+def test_picker_force_box_only_below_threshold(project, shared_data):
+    from brewslm_widgets import IntrospectionPicker
+
+    w = IntrospectionPicker(str(shared_data / "dirty" / "frictionless_invalid.csv"),
+                            project=project)
+    assert w.hypotheses and w.hypotheses[0]["confidence"] < w.threshold
+    w.set_state({"selected": 0})
+    assert w.needs_force is True and w.force is False
+    w.set_state({"force": True})
+    assert w.force is True and w.chosen["force"] is True
+
+
+def test_picker_reports_a_missing_file(project, tmp_path):
+    from brewslm_widgets import IntrospectionPicker
+
+    w = IntrospectionPicker(str(tmp_path / "nope.csv"), project=project)
+    assert "does not exist" in w.error and w.hypotheses == []
+
+
+# ---- RejectionTable ----------------------------------------------------------------------------
+@pytest.fixture()
+def intents_mapping(project, intents_csv):
+    from brewslm_widgets import IntrospectionPicker
+
+    picker = IntrospectionPicker(intents_csv, project=project)
+    picker.select("classification")
+    return picker.mapping
+
+
+def test_rejection_table_matches_the_dry_run(project, intents_csv, intents_mapping):
+    from brewslm_core.mapping import dry_run
+    from brewslm_widgets import RejectionTable
+
+    w = RejectionTable(project, intents_csv, intents_mapping)
+    report = dry_run(intents_csv, "classification", intents_mapping.field_map,
+                     intents_mapping.options, project=project)
+    assert w.error == ""
+    assert w.summary["total"] == report.total == w.summary["accepted"] + w.summary["rejected"]
+    assert {g["reason"]: g["count"] for g in w.groups} == report.by_reason
+    assert len(w.groups) >= 2  # the bundled file has several kinds of bad rows
+    for group in w.groups:
+        assert group["description"] and not group["dropped"]
+        assert 1 <= len(group["examples"]) <= 5
+        assert all("row_index" in ex and ex["detail"] for ex in group["examples"])
+    assert len(w.accepted_sample) == 20 and "label" in w.accepted_sample[0]["record"]
+
+
+def test_bulk_drop_changes_only_the_rendered_sample(project, intents_csv, intents_mapping):
+    from brewslm_widgets import RejectionTable
+
+    w = RejectionTable(project, intents_csv, intents_mapping)
+    before_summary, before_counts = dict(w.summary), {g["reason"]: g["count"] for g in w.groups}
+    reason = w.groups[0]["reason"]
+    click(w, type="drop", reason=reason, seq=7)
+    assert w.error == "" and w.last_action["seq"] == 7
+    assert w.dropped_reasons == [reason]
+    assert reason in w.report.dropped_reasons  # the engine ran again with the drop
+    dropped = next(g for g in w.groups if g["reason"] == reason)
+    assert dropped["dropped"] is True and dropped["examples"] == []
+    assert {g["reason"]: g["count"] for g in w.groups} == before_counts  # counts stay
+    assert w.summary == before_summary
+    others = [g for g in w.groups if g["reason"] != reason]
+    assert all(g["examples"] for g in others)
+
+    click(w, type="undrop", reason=reason)
+    assert w.dropped_reasons == [] and next(
+        g for g in w.groups if g["reason"] == reason)["examples"]
+
+    click(w, type="drop", reason="made_up_reason")
+    assert "unknown reason code" in w.error and w.dropped_reasons == []
+
+
+def test_commit_click_writes_rows_and_shows_its_event(project, intents_csv, intents_mapping):
+    from brewslm_core.mapping.store import read_committed, read_imports
+    from brewslm_widgets import RejectionTable
+
+    w = RejectionTable(project, intents_csv, intents_mapping)
+    click(w, type="drop", reason=w.groups[0]["reason"])  # dropping never changes the commit
+    click(w, type="commit", seq=3)
+    assert w.error == ""
+    assert w.committed["accepted"] == w.summary["accepted"]
+    assert w.committed["rejected"] == w.summary["rejected"]
+    event = w.commit_event
+    assert event["reason_code"] == "dataset_import_run" and event["stage"] == "ingestion"
+    assert event["id"] == w.result.event_id
+    assert event["payload"]["accepted"] == w.summary["accepted"]
+    assert sum(1 for _ in read_committed(project)) == w.summary["accepted"]
+
+    click(w, type="commit")  # a second click does not import twice
+    assert "already committed" in w.error
+    assert len(read_imports(project)) == 1
+
+
+def test_low_confidence_commit_needs_the_force_box(project, shared_data):
+    from brewslm_core.mapping.store import read_imports
+    from brewslm_widgets import IntrospectionPicker, RejectionTable
+
+    locator = str(shared_data / "dirty" / "frictionless_invalid.csv")
+    picker = IntrospectionPicker(locator, project=project)
+    picker.select(0)
+    w = RejectionTable(project, locator, picker.mapping, force=picker.force)
+    assert w.needs_force is True and w.force is False
+    click(w, type="commit")
+    assert w.error and w.committed == {}
+    assert read_imports(project) == []
+    w.set_state({"force": True})
+    click(w, type="commit")
+    assert w.error == "" and w.commit_event["reason_code"] == "dataset_import_run"
+    assert len(read_imports(project)) == 1
+
+
+def test_rejection_table_needs_a_mapping(project, intents_csv):
+    from brewslm_widgets import RejectionTable
+
+    with pytest.raises(ValueError, match="choose a mapping first"):
+        RejectionTable(project, intents_csv, None)
