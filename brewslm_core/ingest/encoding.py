@@ -1,0 +1,189 @@
+"""Text encoding of a whole file (not just its head).
+
+Rule: a BOM decides (utf-8-sig, utf-16, utf-32). Otherwise the WHOLE file is checked as UTF-8
+in large chunks; if it decodes, it is UTF-8 (a pure-ASCII head proves nothing, see files whose
+first non-ASCII byte sits 35 KB in). If some lines fail but others hold valid multi-byte UTF-8,
+it is still UTF-8 and the failing lines become sentinel rows. If no line holds multi-byte UTF-8,
+it is a single-byte code page: each candidate is scored on the non-ASCII words it produces
+(one script per word, no capitals inside words, mostly common letters,
+a natural share of vowels, no C1 control characters), ties going to cp1252, the usual one.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from pathlib import Path
+
+from .base import open_binary
+
+CHUNK = 1 << 20
+SAMPLE_LINES = 2000
+
+# Candidate single-byte code pages in preference order (first wins a tie).
+SINGLE_BYTE = (
+    "cp1252",
+    "iso8859_15",
+    "cp1250",
+    "iso8859_2",
+    "iso8859_7",
+    "cp1253",
+    "cp1251",
+    "koi8_r",
+    "iso8859_5",
+    "cp1254",
+    "cp1257",
+    "cp437",
+    "cp850",
+)
+
+_VOWELS = set(
+    "aeiouyàáâãäåæèéêëìíîïòóôõöøùúûüýÿœăąęěıőűůāēīōū"
+    "αεηιουωάέήίόύώϊϋΐΰ"
+    "аеёиоуыэюяіїєў"
+)
+_WORD = re.compile(r"\w+")
+
+
+def _script(ch: str) -> str:
+    code = ord(ch)
+    if code < 0x250:
+        return "latin"
+    if 0x370 <= code < 0x400:
+        return "greek"
+    if 0x400 <= code < 0x530:
+        return "cyrillic"
+    return "other"
+
+
+# The most frequent letters of each script; mojibake spreads over rare letters instead.
+_COMMON = {
+    "latin": set("etaoinsrhldcumfpgwybvk") | set("éèàçüöäñíóúâêôßîïûëùòìáãõåæøœ"),
+    "greek": set("αοιετσςνηυρπκμλωάέίόήύώ"),
+    "cyrillic": set("оеаинтсрвлкмдпуяыьгзбчйхжшюцщэ"),
+}
+
+
+def score_decoding(text: str) -> float:
+    """Lower is more plausible. Mojibake mixes scripts inside a word, puts capitals in the
+    middle of words and uses a script's rare letters."""
+    controls = sum(1 for ch in text if "\x80" <= ch <= "\x9f")  # C1 controls: never text
+    words = [w for w in _WORD.findall(text) if not w.isascii() and not w.isdigit()]
+    if not words:
+        return float(controls)
+    mixed = odd = camel = letters = common = vowels = other = 0
+    for word in words:
+        scripts = {_script(ch) for ch in word if ch.isalpha()}
+        mixed += len(scripts) > 1
+        odd += "other" in scripts
+        if scripts == {"latin"} and len(word) >= 3:
+            # Latin-script words carry an accent or two, not mostly accents (Greek as Latin-1).
+            odd += sum(not ch.isascii() for ch in word) > len(word) / 2
+        camel += any(a.islower() and b.isupper() for a, b in zip(word, word[1:], strict=False))
+        for ch in word:
+            if ch.isalpha():
+                letters += 1
+                common += ch.lower() in _COMMON.get(_script(ch), ())
+                # Vowel share separates Greek from Cyrillic mojibake; Latin text has ASCII
+                # vowels around its accents, so it is only counted for the other scripts.
+                if _script(ch) != "latin":
+                    vowels += ch.lower() in _VOWELS
+                    other += 1
+    n = len(words)
+    rare = 1 - common / letters if letters else 0.0
+    vowel_drift = abs(vowels / other - 0.42) if other else 0.0
+    return 2.0 * (mixed + odd) / n + camel / n + rare + 2.0 * vowel_drift + controls
+
+
+def pick_single_byte(sample: bytes) -> str:
+    best = "latin-1"
+    best_score = float("inf")
+    for enc in SINGLE_BYTE:
+        try:
+            text = sample.decode(enc)
+        except UnicodeDecodeError:
+            continue
+        score = score_decoding(text)
+        if score < best_score - 1e-9:
+            best, best_score = enc, score
+    return best
+
+
+def bom_encoding(head: bytes) -> str | None:
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        return "utf-32"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    return None
+
+
+def utf16_without_bom(head: bytes) -> str | None:
+    """UTF-16 text without a BOM shows NUL in every other byte."""
+    if len(head) < 8:
+        return None
+    even = head[0::2].count(0) / max(1, len(head[0::2]))
+    odd = head[1::2].count(0) / max(1, len(head[1::2]))
+    if odd > 0.4 and even < 0.05:
+        return "utf-16-le"
+    if even > 0.4 and odd < 0.05:
+        return "utf-16-be"
+    return None
+
+
+def detect_encoding(path: Path) -> tuple[str, list[str]]:
+    """(python codec name, notes) for the whole file."""
+    notes: list[str] = []
+    with open_binary(path) as fh:
+        head = fh.read(4096)
+        found = bom_encoding(head) or utf16_without_bom(head)
+        if found:
+            return found, [f"encoding {found} (byte order mark or NUL pattern)"]
+        fh.seek(0)
+        bad_lines = 0
+        good_non_ascii = 0
+        first_bad: int | None = None
+        sample: list[bytes] = []
+        line_no = 0
+        carry = b""
+        while True:
+            chunk = fh.read(CHUNK)
+            if not chunk:
+                block, carry = carry, b""
+            else:
+                block = carry + chunk
+                cut = block.rfind(b"\n") + 1
+                if cut == 0:
+                    carry = block
+                    continue
+                block, carry = block[:cut], block[cut:]
+            if block:
+                try:
+                    block.decode("utf-8")
+                    good_non_ascii += not block.isascii()
+                    line_no += block.count(b"\n")
+                except UnicodeDecodeError:
+                    for line in block.splitlines(keepends=True):
+                        line_no += 1
+                        try:
+                            line.decode("utf-8")
+                            good_non_ascii += not line.isascii()
+                        except UnicodeDecodeError:
+                            bad_lines += 1
+                            first_bad = first_bad or line_no
+                            if len(sample) < SAMPLE_LINES:
+                                sample.append(line)
+            if not chunk:
+                break
+    if bad_lines == 0:
+        return "utf-8", []
+    if good_non_ascii > bad_lines:
+        notes.append(
+            f"encoding utf-8 with {bad_lines} undecodable line(s) (first at line {first_bad}); "
+            "they become sentinel rows"
+        )
+        return "utf-8", notes
+    enc = pick_single_byte(b"".join(sample))
+    notes.append(f"encoding {enc} (not UTF-8; single-byte code page chosen over the whole file)")
+    return enc, notes
