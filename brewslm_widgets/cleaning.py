@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import Any
 
 import traitlets as t
 
 from ._base import BrewWidget, static_text
-
-_SECTIONS = {
-    # report key the engine writes -> trait shown by the panel
-    "removed_by_reason": "removed_by_reason",
-    "pii_by_type": "pii_by_type",
-}
-
-
-def _histogram(scores: list[float], bins: int = 10) -> dict[str, list[float]]:
-    import numpy as np
-
-    if not scores:
-        return {"edges": [], "counts": []}
-    counts, edges = np.histogram(np.asarray(scores, dtype=float), bins=bins, range=(0.0, 1.0))
-    return {"edges": [round(float(e), 3) for e in edges], "counts": [int(c) for c in counts]}
 
 
 class CleaningPanel(BrewWidget):
@@ -119,36 +103,26 @@ class CleaningPanel(BrewWidget):
             self._stop.wait(self.poll)
 
     def _load_last_report(self) -> None:
-        path = self.project.cleaned_dir / "report.json"
-        if path.is_file():
+        from brewslm_core.clean import load_report
+
+        report = load_report(self.project)
+        if report is not None:
             with self.hold_sync():
-                self._show_report(json.loads(path.read_text(encoding="utf-8")))
+                self._show_report(report.to_dict())
                 self.state = self.state or "succeeded"
 
     def _show_report(self, report: dict[str, Any] | None) -> None:
-        if report is None:
-            path = self.project.cleaned_dir / "report.json"
-            report = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        if report is None:  # a failed or cancelled task: show the last report if there is one
+            from brewslm_core.clean import load_report
+
+            last = load_report(self.project)
+            report = last.to_dict() if last is not None else {}
         self.report = report
         self.removed_by_reason = dict(report.get("removed_by_reason") or {})
         self.pii_by_type = dict(report.get("pii_by_type") or {})
-        self.quality_hist = self._quality_hist(report)
-
-    def _quality_hist(self, report: dict[str, Any]) -> dict[str, list[float]]:
-        given = report.get("quality_histogram")
-        if isinstance(given, dict) and given.get("counts"):
-            return {"edges": list(given.get("edges", [])), "counts": list(given["counts"])}
-        # Otherwise bin the per-document scores the clean wrote.
-        path = self.project.cleaned_dir / "metadata.jsonl"
-        scores: list[float] = []
-        if path.is_file():
-            with open(path, encoding="utf-8") as fh:
-                for line in fh:
-                    quality = json.loads(line).get("quality")
-                    score = quality.get("score") if isinstance(quality, dict) else quality
-                    if isinstance(score, (int, float)):
-                        scores.append(float(score))
-        return _histogram(scores)
+        hist = report.get("quality_histogram") or {}
+        self.quality_hist = {"edges": list(hist.get("edges", [])),
+                             "counts": list(hist.get("counts", []))}
 
     # ---- front-end actions ----------------------------------------------------------
     def _on_start(self, _content: dict) -> None:

@@ -325,3 +325,29 @@ def test_rejection_table_needs_a_mapping(project, intents_csv):
 
     with pytest.raises(ValueError, match="choose a mapping first"):
         RejectionTable(project, intents_csv, None)
+
+
+# ---- CleaningPanel -------------------------------------------------------------------------------
+def test_cleaning_panel_runs_a_clean_in_the_background(project, intents_csv):
+    from brewslm_core import tasks
+    from brewslm_core.mapping import commit
+    from brewslm_widgets import CleaningPanel
+
+    commit(project, intents_csv, "classification")
+    w = CleaningPanel(project)
+    assert w.state == "" and w.report == {}  # no clean yet
+    click(w, type="start", seq=1)
+    assert w.error == "" and w.task_id
+    assert w.wait(timeout=120) == "succeeded", w.error
+    status = tasks.status(project, w.task_id)
+    assert status.state == "succeeded"
+    assert w.report["input_rows"] == status.result["input_rows"] > 0
+    assert w.removed_by_reason == status.result["removed_by_reason"]
+    assert w.pii_by_type == status.result["pii_by_type"]
+    assert w.quality_hist["counts"] == status.result["quality_histogram"]["counts"]
+    assert sum(w.quality_hist["counts"]) > 0
+    assert len(w.quality_hist["edges"]) == len(w.quality_hist["counts"]) + 1
+    assert w.total > 0 and w.done == w.total  # progress came from the task file
+
+    again = CleaningPanel(project)  # a fresh panel (e.g. the dashboard) shows the last report
+    assert again.report == w.report and again.state == "succeeded"

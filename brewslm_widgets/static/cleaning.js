@@ -32,6 +32,10 @@ function renderCleaning({ model, el }) {
       errorLine(model),
       Object.keys(model.get("report")).length
         ? h("div", { class: "bsl-report" },
+            h("div", { class: "bsl-headline" },
+              `${model.get("report").input_rows} rows in · ${model.get("report").kept_rows} kept · ` +
+              `${model.get("report").removed_rows} removed · ${model.get("report").chunks} chunks`,
+              model.get("report").blocked ? h("b", { class: "bsl-blocked" }, " · BLOCKED by the PII policy") : ""),
             kv("Removed by reason", model.get("removed_by_reason"), "bsl-removed"),
             kv("PII findings by type", model.get("pii_by_type"), "bsl-pii"),
             h("div", { class: "bsl-title" }, "Quality score histogram"),
