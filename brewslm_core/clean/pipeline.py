@@ -1,0 +1,419 @@
+"""The clean run: committed rows in, cleaned rows + per-document metadata + chunks + report out.
+
+Order of steps for each committed row (each one counts what it changed or removed, by reason):
+
+1. normalise the record's human text (markup/entities, NFKC, whitespace) and scan it for PII,
+   masking under the ``mask`` policy (see ``fields``);
+2. remove: ``pii_unmaskable`` (mask policy, a finding straddles an offset), ``pii`` (drop
+   policy), ``exact_duplicate`` (same normalised text as an earlier row of the same shape),
+   ``near_duplicate`` (MinHash/LSH estimate >= threshold);
+3. after all rows: ``low_quality`` outliers (score < min_quality), unless they exceed the cap
+   (then none is removed and a ``cleaning_outlier_threshold_exceeded`` warning is recorded);
+4. chunk the kept documents into token windows for retrieval.
+
+Under the ``block`` policy any PII finding blocks the dataset: report.json says ``blocked``,
+rows.jsonl / chunks.jsonl are removed, and a ``cleaning_pii_block`` event is recorded.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..contracts.base import Contract, contract
+from ..mapping import store
+from ..mapping.shapes import MEDIA_SHAPES, record_text, text_hash
+from ..project import Project
+from .config import CleanConfig
+from .dedup import NearDupIndex, exact_key
+from .fields import EditOptions, edit_record
+from .quality import guess_language, quality
+
+ROWS_NAME = "rows.jsonl"
+METADATA_NAME = "metadata.jsonl"
+CHUNKS_NAME = "chunks.jsonl"
+REPORT_NAME = "report.json"
+_TICK = 500  # rows between progress/cancel checks
+
+
+@contract
+class CleanReport(Contract):
+    input_sha256: str  # of the committed synthetic rows this report was made from
+    input_rows: int
+    kept_rows: int
+    removed_rows: int
+    removed_by_reason: dict[str, int]
+    changed_by_step: dict[str, int]  # rows a step changed: html, unicode, whitespace, pii_mask
+    pii_policy: str
+    pii_by_type: dict[str, int]  # findings per type
+    pii_docs: int  # rows with at least one finding
+    blocked: bool  # block policy and PII found: Prepare must refuse
+    outliers: dict[str, Any]  # flagged, removed, min_quality, cap_fraction, threshold_exceeded
+    offsets: dict[str, int]  # rows with offsets: remapped / kept_unedited
+    quality_histogram: dict[str, list[float]]  # edges (11), counts (10)
+    languages: dict[str, int]
+    chunks: int
+    outputs: dict[str, str]  # name -> path relative to the project root
+    config: dict[str, Any]
+    event_ids: list[int]
+    created_at: str
+    duration_s: float
+
+
+class CleanBlocked(RuntimeError):
+    """Raised by ``require_current`` when the last clean blocked the dataset."""
+
+
+# ---- input fingerprint and report lookup ---------------------------------------------------
+def input_fingerprint(project: Project) -> tuple[str, int]:
+    """(sha256 over the committed bytes of synthetic.jsonl, committed row count)."""
+    digest = hashlib.sha256()
+    rows = 0
+    imports = store.read_imports(project)
+    if imports:
+        with open(project.synthetic_path, "rb") as fh:
+            for imp in imports:
+                fh.seek(imp["byte_start"])
+                left = imp["byte_end"] - imp["byte_start"]
+                while left > 0:
+                    block = fh.read(min(left, 1 << 20))
+                    if not block:
+                        break
+                    digest.update(block)
+                    left -= len(block)
+                rows += int(imp.get("rows", 0))
+    return digest.hexdigest(), rows
+
+
+def load_report(project: Project) -> CleanReport | None:
+    path = project.cleaned_dir / REPORT_NAME
+    if not path.is_file():
+        return None
+    return CleanReport(**json.loads(path.read_text(encoding="utf-8")))
+
+
+def current_report(project: Project) -> CleanReport | None:
+    """The last clean report if it was made from the rows committed now, else None (stale)."""
+    report = load_report(project)
+    if report is None or report.input_sha256 != input_fingerprint(project)[0]:
+        return None
+    return report
+
+
+def require_current(project: Project) -> CleanReport:
+    """For Prepare: the current, unblocked report, or an error saying what to do."""
+    report = current_report(project)
+    if report is None:
+        raise FileNotFoundError(
+            "no current clean for the committed rows (never run, or rows were committed since): "
+            "run `brewslm clean PROJECT` or brewslm_core.clean.clean(project)"
+        )
+    if report.blocked:
+        raise CleanBlocked(
+            f"the clean blocked this dataset: PII found {report.pii_by_type} under policy 'block'; "
+            "remove the PII at the source, or re-run clean with pii_policy='mask' or 'drop'"
+        )
+    return report
+
+
+# ---- the run ---------------------------------------------------------------------------
+@contextmanager
+def _clean_lock(project: Project) -> Iterator[None]:
+    project.cleaned_dir.mkdir(parents=True, exist_ok=True)
+    with open(project.cleaned_dir / ".clean.lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _histogram(scores: list[float]) -> dict[str, list[float]]:
+    edges = [round(i / 10, 1) for i in range(11)]
+    counts = [0] * 10
+    for s in scores:
+        counts[min(9, int(s * 10))] += 1
+    return {"edges": edges, "counts": [float(c) for c in counts]}
+
+
+class _Writer:
+    """Write a JSONL file under a temporary name; ``commit`` renames it into place."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        self.fh = open(self.tmp, "w", encoding="utf-8")  # noqa: SIM115 - closed in commit/abort
+
+    def write(self, obj: dict[str, Any]) -> None:
+        self.fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+    def commit(self) -> None:
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        self.fh.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        self.fh.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def clean(project: Project, config: CleanConfig | None = None, ctx: Any = None) -> CleanReport:
+    """Clean the committed rows; writes rows/metadata/chunks/report under project.cleaned_dir."""
+    from ..tasks import NullContext
+
+    cfg = config or CleanConfig()
+    ctx = ctx or NullContext()
+    with _clean_lock(project):
+        return _run(project, cfg, ctx)
+
+
+def _run(project: Project, cfg: CleanConfig, ctx: Any) -> CleanReport:
+    t0 = time.perf_counter()
+    input_sha, total = input_fingerprint(project)
+    opts = EditOptions(
+        html_markup=cfg.strip_html,
+        unicode_nfkc=cfg.unicode_nfkc,
+        whitespace=cfg.whitespace,
+        pii_types=cfg.pii_types if cfg.pii else None,
+        mask_template=cfg.mask_template if cfg.pii and cfg.pii_policy == "mask" else None,
+    )
+    near = (
+        NearDupIndex(cfg.near_dup_threshold, cfg.near_dup_num_perm, cfg.near_dup_shingle,
+                     cfg.near_dup_shingle_size, cfg.near_dup_min_shingles)
+        if cfg.near_dup else None
+    )
+    removed: Counter[str] = Counter()
+    changed: Counter[str] = Counter()
+    pii_by_type: Counter[str] = Counter()
+    offsets: Counter[str] = Counter()
+    languages: Counter[str] = Counter()
+    pii_docs = 0
+    seen: dict[str, str] = {}
+    metas: list[dict[str, Any]] = []  # one per input row
+    kept: list[tuple[int, dict[str, Any], str]] = []  # (meta index, row, document text)
+
+    ctx.progress(0, total, "cleaning rows")
+    for n, row in enumerate(store.read_committed(project), start=1):
+        if n % _TICK == 0:
+            ctx.check_cancelled()
+            ctx.progress(n, total, "cleaning rows")
+        shape, rec = row["shape"], row["record"]
+        doc_id = f"{row['import_id']}:{row['row_index']}"
+        out = edit_record(shape, rec, opts)
+        doc = record_text(shape, rec)
+        actions = sorted(out.steps)
+        changed.update(out.steps)
+        if out.offsets:
+            offsets[out.offsets] += 1
+        if out.findings:
+            pii_docs += 1
+            pii_by_type.update(f["type"] for f in out.findings)
+            if opts.mask_template and not out.unmaskable:
+                actions.append("pii_mask")
+                changed["pii_mask"] += 1
+        q = quality(doc) if cfg.quality else None
+        lang, script = guess_language(doc)
+        languages[lang or "unknown"] += 1
+        meta: dict[str, Any] = {
+            "import_id": row["import_id"],
+            "row_index": row["row_index"],
+            "shape": shape,
+            "source_text_hash": row.get("text_hash"),
+            "text_hash": text_hash(shape, rec),
+            "kept": True,
+            "removed_reason": None,
+            "duplicate_of": None,
+            "pii": out.findings,
+            "quality": q,
+            "language": lang,
+            "script": script,
+            "actions": actions,
+            "offsets": out.offsets,
+            "n_chars": len(doc),
+        }
+        reason = None
+        if out.unmaskable and cfg.pii_policy == "mask":
+            reason = "pii_unmaskable"
+        elif out.findings and cfg.pii_policy == "drop":
+            reason = "pii"
+        elif cfg.exact_dedup:
+            extra = ""
+            if shape == "vision_language":
+                extra = json.dumps(rec.get("images", []))
+            elif shape == "audio_transcript":
+                extra = str(rec.get("audio", ""))
+            key = exact_key(doc, f"{shape}\x00{extra}")
+            if key in seen:
+                reason, meta["duplicate_of"] = "exact_duplicate", seen[key]
+            else:
+                seen[key] = doc_id
+        if reason is None and near is not None and shape not in MEDIA_SHAPES:
+            dup_of, sim = near.check_and_add(doc_id, doc)
+            if dup_of is not None:
+                reason, meta["duplicate_of"], meta["near_dup_similarity"] = "near_duplicate", dup_of, sim
+        if reason is not None:
+            meta["kept"], meta["removed_reason"] = False, reason
+            removed[reason] += 1
+        else:
+            kept.append((len(metas), row, doc))
+        metas.append(meta)
+    ctx.check_cancelled()
+    ctx.progress(len(metas), total, "outliers")
+
+    # Outliers: decided over the whole set, because the cap is a share of all rows.
+    flagged = [k for k in kept if cfg.quality and metas[k[0]]["quality"]["score"] < cfg.min_quality]
+    cap_n = int(cfg.max_outlier_fraction * len(metas))
+    exceeded = bool(cfg.remove_outliers and len(flagged) > cap_n)
+    outliers = {"flagged": len(flagged), "removed": 0, "min_quality": cfg.min_quality,
+                "cap_fraction": cfg.max_outlier_fraction, "cap_rows": cap_n,
+                "threshold_exceeded": exceeded}
+    if cfg.remove_outliers and flagged and not exceeded:
+        drop = {id(k) for k in flagged}
+        for k in flagged:
+            metas[k[0]]["kept"], metas[k[0]]["removed_reason"] = False, "low_quality"
+        kept = [k for k in kept if id(k) not in drop]
+        removed["low_quality"] += len(flagged)
+        outliers["removed"] = len(flagged)
+    for k in flagged:
+        metas[k[0]]["outlier"] = True
+
+    blocked = bool(cfg.pii and cfg.pii_policy == "block" and pii_docs)
+    chunk_spans_: list[list[tuple[int, int, int]]] = []
+    if cfg.chunk and kept and not blocked:
+        from .chunk import chunk_spans
+
+        ctx.progress(len(metas), total, "chunking")
+        chunk_spans_ = chunk_spans([d for _, _, d in kept], cfg.chunk_tokens, cfg.chunk_overlap)
+    ctx.check_cancelled()
+    ctx.progress(len(metas), total, "writing")
+
+    # Write everything under temporary names first; report.json goes last and marks completion.
+    outdir = project.cleaned_dir
+    writers = {name: _Writer(outdir / name) for name in (METADATA_NAME, ROWS_NAME, CHUNKS_NAME)}
+    n_chunks = 0
+    try:
+        for meta in metas:
+            writers[METADATA_NAME].write(meta)
+        if not blocked:
+            for i, (mi, row, doc) in enumerate(kept):
+                meta = metas[mi]
+                row_out = {**row, "text_hash": meta["text_hash"], "clean": {
+                    "source_text_hash": meta["source_text_hash"],
+                    "quality": meta["quality"]["score"] if meta["quality"] else None,
+                    "pii": sorted({f["type"] for f in meta["pii"]}),
+                    "language": meta["language"],
+                    "actions": meta["actions"],
+                }}
+                writers[ROWS_NAME].write(row_out)
+                for j, (s, e, ntok) in enumerate(chunk_spans_[i] if chunk_spans_ else []):
+                    writers[CHUNKS_NAME].write({
+                        "chunk_id": f"{row['import_id']}:{row['row_index']}:{j}",
+                        "import_id": row["import_id"], "row_index": row["row_index"],
+                        "text_hash": meta["text_hash"], "chunk_index": j,
+                        "start_char": s, "end_char": e, "n_tokens": ntok, "text": doc[s:e],
+                    })
+                    n_chunks += 1
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+    writers[METADATA_NAME].commit()
+    if blocked:
+        for name in (ROWS_NAME, CHUNKS_NAME):
+            writers[name].abort()
+            (outdir / name).unlink(missing_ok=True)  # nothing downstream may read stale rows
+    else:
+        writers[ROWS_NAME].commit()
+        writers[CHUNKS_NAME].commit()
+
+    event_ids = _emit_events(project, cfg, blocked, exceeded, outliers, pii_by_type, pii_docs,
+                             removed, len(metas), len(kept))
+    rel = {name.split(".")[0]: str((outdir / name).relative_to(project.root))
+           for name in (ROWS_NAME, METADATA_NAME, CHUNKS_NAME, REPORT_NAME)}
+    if blocked:
+        rel.pop("rows"), rel.pop("chunks")
+    report = CleanReport(
+        input_sha256=input_sha,
+        input_rows=len(metas),
+        kept_rows=0 if blocked else len(kept),
+        removed_rows=sum(removed.values()),
+        removed_by_reason=dict(removed),
+        changed_by_step=dict(changed),
+        pii_policy=cfg.pii_policy if cfg.pii else "off",
+        pii_by_type=dict(pii_by_type),
+        pii_docs=pii_docs,
+        blocked=blocked,
+        outliers=outliers,
+        offsets=dict(offsets),
+        quality_histogram=_histogram([m["quality"]["score"] for m in metas if m["quality"]]),
+        languages=dict(languages),
+        chunks=n_chunks,
+        outputs=rel,
+        config=cfg.to_dict(),
+        event_ids=event_ids,
+        created_at=datetime.now(UTC).isoformat(),
+        duration_s=round(time.perf_counter() - t0, 3),
+    )
+    tmp = outdir / f".{REPORT_NAME}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
+    os.replace(tmp, outdir / REPORT_NAME)
+    ctx.progress(len(metas), total, "done")
+    return report
+
+
+def _emit_events(project: Project, cfg: CleanConfig, blocked: bool, exceeded: bool,
+                 outliers: dict[str, Any], pii_by_type: Counter[str], pii_docs: int,
+                 removed: Counter[str], n_in: int, n_kept: int) -> list[int]:
+    ids = []
+    if exceeded:
+        ev = project.events.append(
+            stage="cleaning", severity="warning", reason_code="cleaning_outlier_threshold_exceeded",
+            summary=(f"{outliers['flagged']} of {n_in} rows scored below {cfg.min_quality}; "
+                     f"cap is {outliers['cap_rows']} ({cfg.max_outlier_fraction:.0%}), none removed"),
+            payload=dict(outliers),
+        )
+        ids.append(ev.id)
+    if blocked:
+        ev = project.events.append(
+            stage="cleaning", severity="error", reason_code="cleaning_pii_block",
+            summary=f"PII in {pii_docs} of {n_in} rows; dataset blocked (policy 'block')",
+            payload={"pii_by_type": dict(pii_by_type), "pii_docs": pii_docs, "input_rows": n_in},
+        )
+        ids.append(ev.id)
+    else:
+        ev = project.events.append(
+            stage="cleaning", severity="info",
+            summary=f"cleaned {n_in} rows: kept {n_kept}, removed {n_in - n_kept}",
+            payload={"input_rows": n_in, "kept_rows": n_kept, "removed_by_reason": dict(removed),
+                     "pii_by_type": dict(pii_by_type), "pii_policy": cfg.pii_policy,
+                     "outliers": dict(outliers)},
+        )
+        ids.append(ev.id)
+    return ids
+
+
+# ---- background task ---------------------------------------------------------------------
+def clean_task(ctx: Any, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Task entry point (``brewslm_core.clean.pipeline:clean_task``)."""
+    return clean(ctx.project, CleanConfig.from_dict(config), ctx).to_dict()
+
+
+def start_clean(project: Project, config: CleanConfig | dict[str, Any] | None = None,
+                runner: str = "thread") -> str:
+    """Start ``clean`` as a background task; returns its task_id at once (poll tasks.status)."""
+    from .. import tasks
+
+    if isinstance(config, dict) or config is None:
+        config = CleanConfig.from_dict(config)
+    return tasks.start(project, "brewslm_core.clean.pipeline:clean_task",
+                       {"config": config.to_dict()}, kind="clean", runner=runner)
