@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
 
 
 def open_connector(source: str | Connector, project: Project | None = None) -> Connector:
+    if isinstance(source, os.PathLike):
+        source = os.fspath(source)
     if not isinstance(source, str):
         return source
     from ..ingest import open_source
@@ -23,7 +26,7 @@ def open_connector(source: str | Connector, project: Project | None = None) -> C
     return open_source(source, project=project)
 
 
-def introspect(source: str | Connector, n: int = 20,
+def introspect(source: str | os.PathLike[str] | Connector, n: int = 20,
                project: Project | None = None) -> list[ShapeHypothesis]:
     """Ranked shape hypotheses for ~``n`` stratified sample rows of ``source``, best first.
 

@@ -380,7 +380,8 @@ def detect_kto(prof: SampleProfile) -> Detection | None:
 def detect_extractive_qa(prof: SampleProfile) -> Detection | None:
     question = prof.find(("question", "query", "q"), pred=lambda f: f.is_text)
     context = prof.find(("context", "passage", "paragraph", "document", "text"),
-                        pred=lambda f: f.is_text and f.avg_len > 40)
+                        pred=lambda f: f.is_text and question is not None
+                        and f.avg_len > question.avg_len)
     if question is None or context is None:
         return None
     answers = prof.find(("answers", "answer", "spans"), pred=lambda f: not f.is_text)
@@ -598,15 +599,23 @@ def _image_template(prof: SampleProfile) -> tuple[str, str] | None:
     folders = [p for p in (base, base / "images", base / "imgs", base / "image", base / "img")
                if p.is_dir()]
     for f in prof.fields.values():
-        if not f.scalar or f.is_text and f.avg_len > 40 or "." in f.path:
-            continue
+        if not f.scalar or "." in f.path or not all(
+                re.fullmatch(r"[\w\-]{1,64}", str(v)) for v in f.values):
+            continue  # ids only: no spaces, no separators, short
         for folder in folders:
             for ext in IMAGE_EXTS:
-                hits = sum((folder / f"{v}{ext}").is_file() for v in f.values)
+                hits = sum(_is_file(folder / f"{v}{ext}") for v in f.values)
                 if f.values and hits == len(f.values):
                     rel = "" if folder == base else f"{folder.name}/"
                     return f"{rel}{{{f.path}}}{ext}", f.path
     return None
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # e.g. a name too long for the file system: not a file reference
+        return False
 
 
 @DETECTORS.register("vision_language")
@@ -627,7 +636,7 @@ def detect_vision_language(prof: SampleProfile) -> Detection | None:
         fmap["images"] = images.path
         refs = [x for v in images.values for x in (v if isinstance(v, list) else [v])]
         base = prof.base_dir or Path.cwd()
-        exist = sum((base / str(r)).is_file() or Path(str(r)).is_file() for r in refs)
+        exist = sum(_is_file(base / str(r)) or _is_file(Path(str(r))) for r in refs)
         why.append(f"{images.path!r} references images; {exist}/{len(refs)} sampled files exist")
         conf = 0.7 + 0.25 * exist / max(1, len(refs))
     else:

@@ -422,8 +422,12 @@ def media_path(value: Any, base_dir: Path | None, what: str) -> str:
     path = Path(name).expanduser()
     if not path.is_absolute():
         path = (base_dir or Path.cwd()) / path
-    path = path.resolve()
-    if not path.is_file():
+    try:
+        path = path.resolve()
+        found = path.is_file()
+    except OSError:  # e.g. a name too long for the file system
+        found = False
+    if not found:
         raise RowReject("media_missing", f"{what} {name!r} does not exist ({path})")
     return str(path)
 
