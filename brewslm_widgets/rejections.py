@@ -18,7 +18,8 @@ class RejectionTable(BrewWidget):
 
     Dropping a reason re-runs the dry run with that reason in ``drop_reasons``: only the rendered
     sample changes, the counts stay. The commit button calls ``brewslm_core.mapping.commit`` and
-    then shows the ``dataset_import_run`` event it wrote.
+    then shows the ``dataset_import_run`` event it wrote. ``readonly=True`` (dashboards) shows
+    the breakdown of the source on its own (not against the rows already committed), no button.
     """
 
     _esm = static_text("common.js", "rejections.js")
@@ -32,6 +33,7 @@ class RejectionTable(BrewWidget):
     groups = t.List(t.Dict()).tag(sync=True)  # reason, description, count, dropped, examples
     dropped_reasons = t.List(t.Unicode()).tag(sync=True)
     accepted_sample = t.List(t.Dict()).tag(sync=True)
+    readonly = t.Bool(False).tag(sync=True)  # a report only: no commit button
     committed = t.Dict().tag(sync=True)  # CommitResult as JSON once committed
     commit_event = t.Dict().tag(sync=True)  # the dataset_import_run event row
 
@@ -44,6 +46,7 @@ class RejectionTable(BrewWidget):
         force: bool = False,
         sample_size: int = 20,
         examples_per_reason: int = 5,
+        readonly: bool = False,
         **kwargs: Any,
     ) -> None:
         from brewslm_core.contracts import FORCE_THRESHOLD
@@ -55,6 +58,7 @@ class RejectionTable(BrewWidget):
             shape=mapping.shape,
             confidence=float(mapping.confidence),
             needs_force=float(mapping.confidence) < FORCE_THRESHOLD,
+            readonly=readonly,
             **kwargs,
         )
         self.force = bool(force) and self.needs_force
@@ -104,7 +108,7 @@ class RejectionTable(BrewWidget):
             drop_reasons=tuple(self.dropped_reasons),
             sample_size=self.sample_size,
             examples_per_reason=self.examples_per_reason,
-            project=self.project,
+            project=None if self.readonly else self.project,
         )
         self.report = report
         examples = {g.reason: [_example(r) for r in g.examples] for g in report.groups}
@@ -137,6 +141,8 @@ class RejectionTable(BrewWidget):
     def _commit(self) -> None:
         from brewslm_core.mapping import commit
 
+        if self.readonly:
+            raise RuntimeError("this table is a read-only report; commit from a notebook")
         if self.committed:
             raise RuntimeError(
                 f"already committed as {self.committed.get('import_id')}; "

@@ -351,3 +351,33 @@ def test_cleaning_panel_runs_a_clean_in_the_background(project, intents_csv):
 
     again = CleaningPanel(project)  # a fresh panel (e.g. the dashboard) shows the last report
     assert again.report == w.report and again.state == "succeeded"
+
+
+# ---- ImportFlow and read-only tables -------------------------------------------------------------
+def test_import_flow_builds_a_table_for_the_chosen_hypothesis(project, intents_csv):
+    from brewslm_core.mapping.store import read_imports
+    from brewslm_widgets import ImportFlow
+
+    flow = ImportFlow(project, intents_csv)
+    assert flow.table is None and len(flow.children) == 2
+    flow.picker.set_state({"selected": 0})
+    first = flow.table
+    assert first is not None and first.shape == "classification"
+    assert flow.children[1] is first
+    flow.picker.select("text")
+    assert flow.table is not first and flow.table.shape == "text"
+    flow.picker.select("classification")
+    click(flow.table, type="commit")
+    assert flow.table.error == "" and read_imports(project)[0]["shape"] == "classification"
+
+
+def test_readonly_table_has_no_commit(project, intents_csv, intents_mapping):
+    from brewslm_core.mapping import commit
+    from brewslm_widgets import RejectionTable
+
+    commit(project, intents_csv, "classification")
+    w = RejectionTable(project, intents_csv, intents_mapping, readonly=True)
+    # the source on its own: rows already committed do not count as duplicates here
+    assert w.summary["accepted"] > 0
+    click(w, type="commit")
+    assert "read-only" in w.error and w.committed == {}

@@ -36,7 +36,7 @@ function renderRejections({ model, el }) {
       }
     }
     const sample = model.get("accepted_sample");
-    const commitArea = committed.import_id
+    const commitArea = model.get("readonly") ? null : committed.import_id
       ? h("div", { class: "bsl-committed" },
           h("div", {}, `Committed ${committed.accepted} rows (${committed.rejected} rejected) as ${committed.import_id}.`),
           h("div", { class: "bsl-title" }, "Event written"),
