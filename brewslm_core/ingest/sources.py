@@ -12,6 +12,9 @@ from .delimited import DelimitedConnector
 from .detect import detect_kind
 from .json_file import JsonConnector, split_record_path
 from .jsonl import JsonlConnector
+from .media import MediaDirConnector
+from .remote import HfConnector, open_kaggle, split_hf_target
+from .tabular import ConllConnector, ParquetConnector
 
 if TYPE_CHECKING:
     from ..project import Project
@@ -44,6 +47,35 @@ def tsv_source(target: str, *, locator: str, roots: list[Path] | None,
                project: Project | None) -> Connector:
     path = resolve_path(target, roots=roots, project=project)
     return DelimitedConnector(path, locator, "tsv", delimiter="\t")
+
+
+@CONNECTORS.register("parquet")
+def parquet_source(target: str, *, locator: str, roots: list[Path] | None,
+                   project: Project | None) -> Connector:
+    return ParquetConnector(resolve_path(target, roots=roots, project=project), locator)
+
+
+@CONNECTORS.register("conll")
+def conll_source(target: str, *, locator: str, roots: list[Path] | None,
+                 project: Project | None) -> Connector:
+    return ConllConnector(resolve_path(target, roots=roots, project=project), locator)
+
+
+@CONNECTORS.register("dir")
+def dir_source(target: str, *, locator: str, roots: list[Path] | None,
+               project: Project | None) -> Connector:
+    path = resolve_path(target, roots=roots, project=project)
+    return MediaDirConnector(path, locator, roots)
+
+
+@CONNECTORS.register("hf")
+def hf_source(target: str, *, locator: str, roots: list[Path] | None,
+              project: Project | None) -> Connector:
+    ident, split = split_hf_target(target)
+    return HfConnector(ident, split, locator, roots=roots, project=project)
+
+
+CONNECTORS.register("kaggle")(open_kaggle)
 
 
 def _roots(project: Project | None, allowed_roots: list[Path] | None) -> list[Path] | None:
