@@ -39,6 +39,8 @@ class Recognizer:
     priority: int
     # Cheap pre-check: skip the regex entirely on texts that cannot match.
     needs: Callable[[str], bool]
+    # Optional: candidate sub-spans of a match to validate (longest first) when the whole fails.
+    split: Callable[[str], list[tuple[int, int]]] | None = None
 
 
 RECOGNIZERS: Registry[Recognizer] = Registry("PII recognizer")
@@ -116,18 +118,34 @@ _PHONE_RE = re.compile(
     r"|\d{3}[.-]\d{3}[.-]\d{4}"  # 415-555-0132
     r"|0\d{2,4}[ -]\d{3,4}[ -]?\d{3,4}"  # 020 7946 0958
     r"|0\d{9,10}"  # 08452810075
-    r")(?![\w])"
+    r")(?!\d)"
 )
-_CARD_RE = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
+_CARD_RE = re.compile(r"(?<![\d-])\d+(?:[ -]\d+)*(?![\d-])")
+
+
+def digit_group_windows(run: str) -> list[tuple[int, int]]:
+    """Contiguous runs of digit groups inside "1 6011 4716 7205 5016", longest first: a card
+    number next to an unrelated number is still found."""
+    groups = [(m.start(), m.end()) for m in re.finditer(r"\d+", run)]
+    spans = []
+    for i in range(len(groups)):
+        n = 0
+        for j in range(i, len(groups)):
+            n += groups[j][1] - groups[j][0]
+            if n > 19:
+                break
+            if n >= 13:
+                spans.append((groups[i][0], groups[j][1]))
+    return sorted(spans, key=lambda sp: (sp[0] - sp[1], sp[0]))
 _IBAN_RE = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
-_IPV4_RE = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.]|\w)")
+_IPV4_RE = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)")
 _IPV6_RE = re.compile(
     r"(?<![:\w])(?:[0-9A-Fa-f]{1,4}:){1,7}(?::|(?::[0-9A-Fa-f]{1,4}){1,7}|[0-9A-Fa-f]{1,4})(?![:\w])"
 )
 
 for _rec in (
     Recognizer("email", "email_regex", _EMAIL_RE, lambda s: True, 40, lambda t: "@" in t),
-    Recognizer("credit_card", "card_luhn", _CARD_RE, card_ok, 50, _has_digit),
+    Recognizer("credit_card", "card_luhn", _CARD_RE, card_ok, 50, _has_digit, digit_group_windows),
     Recognizer("iban", "iban_mod97", _IBAN_RE, iban_ok, 50, _has_digit),
     Recognizer("ip_address", "ipv4", _IPV4_RE, ip_ok, 30, lambda t: "." in t),
     Recognizer("ip_address", "ipv6", _IPV6_RE, ip_ok, 30, lambda t: "::" in t or t.count(":") >= 4),
@@ -174,6 +192,13 @@ def detect(text: str, types: Iterable[str] | None = None) -> list[Finding]:
         for m in rec.pattern.finditer(text):
             if rec.validate(m.group(0)):
                 candidates.append((rec.priority, Finding(rec.type, m.start(), m.end(), rec.name)))
+            elif rec.split is not None:
+                taken: list[tuple[int, int]] = []
+                for a, b in rec.split(m.group(0)):
+                    if all(b <= x or a >= y for x, y in taken) and rec.validate(m.group(0)[a:b]):
+                        taken.append((a, b))
+                        f = Finding(rec.type, m.start() + a, m.start() + b, rec.name)
+                        candidates.append((rec.priority, f))
     if wanted & set(_PRESIDIO_TYPES.values()):
         candidates += [(10, f) for f in _presidio_findings(text, wanted)]
     if not candidates:
