@@ -303,3 +303,19 @@ def test_replaced_log_wins_over_a_stale_index(tmp_path: Path) -> None:
         other.append(stage="eval", severity="info", summary=f"b{i}")
     other.log_path.replace(first.log_path)  # someone restores an older/other log file
     assert first.list()["summary"].tolist() == ["b1", "b0"]
+
+
+def test_a_conflicting_connection_in_this_process_gives_a_clear_error(filled: EventStore) -> None:
+    import duckdb
+
+    filled.refresh()
+    db = filled.events_dir / "events.duckdb"
+    held = duckdb.connect(str(db), read_only=True)  # someone's hand-made connection
+    try:
+        with pytest.raises(EventQueryError, match="close other connections"):
+            filled.list()
+        assert db.exists() and not list(filled.events_dir.glob("*.broken-*"))  # index untouched
+        filled.append(stage="system", severity="info")  # appends are unaffected
+    finally:
+        held.close()
+    assert filled.list()["id"].tolist()[:2] == [6, 5]

@@ -176,10 +176,14 @@ class EventIndex:
         try:
             return self._connect_and_read()
         except duckdb.Error as exc:
-            if _is_lock_conflict(exc):
+            damaged = isinstance(
+                exc, (duckdb.IOException, duckdb.SerializationException, duckdb.InternalException)
+            )
+            if _is_lock_conflict(exc) or not damaged:
+                # e.g. a connection this process opened by hand with another configuration
                 raise EventQueryError(
-                    f"{self.db_path} is held open by another program: {exc}; "
-                    "close that connection (the store opens the file only per query)"
+                    f"cannot open the event index {self.db_path}: {exc}; close other "
+                    "connections to that file (the store opens it only for each query)"
                 ) from exc
             # The index is derived data: set the unreadable file aside and rebuild from the log.
             warnings.warn(

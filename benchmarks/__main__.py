@@ -1,0 +1,41 @@
+"""Run every ``benchmarks/bench_*.py`` module's ``main()`` in turn (or only the ones named).
+
+    python -m benchmarks                 # all
+    python -m benchmarks events map      # bench_events and bench_map only
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+import traceback
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    wanted = {name.removeprefix("bench_") for name in (sys.argv[1:] if argv is None else argv)}
+    names = sorted(p.stem for p in Path(__file__).parent.glob("bench_*.py"))
+    unknown = wanted - {n.removeprefix("bench_") for n in names}
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(sorted(unknown))}; have: {', '.join(names)}")
+        return 2
+    failed = []
+    for name in names:
+        if wanted and name.removeprefix("bench_") not in wanted:
+            continue
+        print(f"== {name}", flush=True)
+        start = time.perf_counter()
+        try:
+            importlib.import_module(f"{__package__}.{name}").main([])
+        except Exception:  # one broken benchmark must not hide the others' figures
+            traceback.print_exc()
+            failed.append(name)
+        print(f"== {name} done in {time.perf_counter() - start:.1f} s\n", flush=True)
+    if failed:
+        print(f"failed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
