@@ -93,7 +93,9 @@ def kind_of_config(config: object) -> str:
         return "causal_lm"
     if getattr(config, "is_encoder_decoder", False):
         return "seq2seq_lm"
-    if getattr(config, "is_decoder", False) or any(a.endswith("LMHeadModel") for a in architectures):
+    if getattr(config, "is_decoder", False) or any(
+        a.endswith("LMHeadModel") for a in architectures
+    ):
         return "causal_lm"
     return "encoder"
 
