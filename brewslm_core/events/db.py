@@ -299,6 +299,9 @@ class EventIndex:
                             f"query() only reads ({', '.join(_READ_STATEMENTS)}); got {kind}. "
                             "The event store is append-only: record a correction with append()."
                         )
+                # A SELECT can still write (a DML CTE, EXPLAIN ANALYZE DELETE): run the user's
+                # SQL in a transaction that is always rolled back.
+                con.execute("BEGIN TRANSACTION")
                 try:
                     for statement in statements[:-1]:
                         con.execute(statement).fetchall()
@@ -309,6 +312,8 @@ class EventIndex:
                     return relation.to_arrow_table().to_pandas()
                 except duckdb.Error as exc:
                     raise EventQueryError(_sql_hint(exc)) from exc
+                finally:
+                    con.execute("ROLLBACK")
             finally:
                 con.close()
 
