@@ -34,6 +34,7 @@ class TrainConfig(Contract):
     grad_accum: int = 1  # micro-batches per optimizer step
     max_length: int = 128  # tokens per example (longer ones are truncated)
     packing: bool = True
+    pack_length: int = 0  # row length when packing; 0 = the batch's longest example
     batching: str = "bucket"  # bucket | random
     grad_clip: float = 1.0
     seed: int = 13

@@ -78,9 +78,10 @@ class PackedRows:
 
 
 def lay_out(
-    examples: Sequence[Example], pad_id: int, packing: bool, *, extra_keys: Sequence[str] = ()
+    examples: Sequence[Example], pad_id: int, packing: bool, pack_length: int = 0
 ) -> tuple[PackedRows, list[list[int]]]:
-    """Place examples into rows: one per row (padded) or packed first-fit into the longest's size.
+    """Place examples into rows: one per row (padded), or packed first-fit into rows of
+    ``max(pack_length, longest example)`` tokens.
 
     Returns the rows and, per row, the example indices in the order they sit in that row.
     """
@@ -88,7 +89,11 @@ def lay_out(
 
     lengths = [e.length for e in examples]
     width = max(lengths)
-    groups = pack_rows(lengths, width) if packing else [[i] for i in range(len(examples))]
+    if packing:
+        groups = pack_rows(lengths, max(width, pack_length))
+        width = max(sum(lengths[i] for i in g) for g in groups)
+    else:
+        groups = [[i] for i in range(len(examples))]
     ids = torch.full((len(groups), width), pad_id, dtype=torch.long)
     pos = torch.zeros((len(groups), width), dtype=torch.long)
     seg = torch.full((len(groups), width), -1, dtype=torch.long)

@@ -62,6 +62,7 @@ class ClassificationHandler:
         self.label_id: dict[str, int] = {}
         self.model_path: Path | None = None
         self.max_length = 128
+        self.pack_length = 0
 
     # ---- setup --------------------------------------------------------------------------
     def setup(self, model_path: Path, train_rows: Sequence[dict], config: TrainConfig) -> None:
@@ -70,6 +71,7 @@ class ClassificationHandler:
         self.model_path = Path(model_path)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
         self.max_length = config.max_length
+        self.pack_length = config.pack_length
         self.labels = sorted({self.label_of(r["record"]) for r in train_rows})
         if len(self.labels) < 2:
             raise ValueError(
@@ -102,7 +104,7 @@ class ClassificationHandler:
     def collate(self, examples: Sequence[Example], packing: bool) -> dict[str, Any]:
         import torch
 
-        rows, _ = lay_out(examples, self.tokenizer.pad_token_id or 0, packing)
+        rows, _ = lay_out(examples, self.tokenizer.pad_token_id or 0, packing, self.pack_length)
         seg = rows.segment
         # True = may attend. Padding forms its own block so no softmax row is empty.
         mask = (seg.unsqueeze(2) == seg.unsqueeze(1)).unsqueeze(1)

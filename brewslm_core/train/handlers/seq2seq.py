@@ -45,6 +45,7 @@ class Seq2SeqHandler:
         self.tokenizer: Any = None
         self.model_path: Path | None = None
         self.max_length = 512
+        self.pack_length = 0
 
     def setup(self, model_path: Path, train_rows: Sequence[dict], config: TrainConfig) -> None:
         from transformers import AutoTokenizer
@@ -54,6 +55,7 @@ class Seq2SeqHandler:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.max_length = config.max_length
+        self.pack_length = config.pack_length
 
     def build_model(self, config: TrainConfig) -> torch.nn.Module:
         import torch
@@ -111,7 +113,7 @@ class Seq2SeqHandler:
     def collate(self, examples: Sequence[Example], packing: bool) -> dict[str, Any]:
         import torch
 
-        rows, groups = lay_out(examples, self.tokenizer.pad_token_id, packing)
+        rows, groups = lay_out(examples, self.tokenizer.pad_token_id, packing, self.pack_length)
         target = torch.full_like(rows.input_ids, IGNORE)
         for r, group in enumerate(groups):
             at = 0
