@@ -239,9 +239,11 @@ def detect_classification(prof: SampleProfile) -> Detection | None:
     if any(_has_harm(f.name) for f in prof.fields.values()):
         conf = min(conf, 0.7)
         why.append("harm-related columns point to safety instead")
+    # No label_set is proposed: a 20-row sample misses rare classes, and a set built from it
+    # would reject their rows. Declare one with options={"label_set": [...]} to enforce it.
     options: dict[str, Any] = {}
-    if low_card:
-        options["label_set"] = values
+    if label.distinct <= 12:
+        why.append(f"values seen: {values}")
     return Detection(max(0.0, min(conf, 0.92)), "; ".join(why),
                      {"text": text.path, "label": label.path}, options)
 
