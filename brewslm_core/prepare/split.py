@@ -79,9 +79,30 @@ def split_groups(
         policy["stratified"] = True
         return set(eval_hashes), policy
     except ValueError as exc:
-        # Typically: fewer eval rows than classes. A plain split is still grouped and seeded.
-        policy["note"] = f"stratification not possible ({exc}); used a plain grouped split"
-        _, eval_hashes = train_test_split(
-            hashes, test_size=n_eval, random_state=seed, shuffle=True
+        # Typically: fewer eval rows than strata. Fall back to a seeded random pick that still
+        # leaves every stratum at least one group in train, so no label goes unseen in training.
+        policy["note"] = (
+            f"stratification not possible ({exc}); used a seeded grouped split that keeps "
+            "every stratum in train"
         )
-        return set(eval_hashes), policy
+        picked = _keep_each_stratum(eligible, group_stratum, n_eval, seed)
+        policy["eval_groups"] = len(picked)
+        return picked, policy
+
+
+def _keep_each_stratum(
+    hashes: list[str], group_stratum: dict[str, str], n_eval: int, seed: int
+) -> set[str]:
+    import random
+
+    order = list(hashes)
+    random.Random(seed).shuffle(order)
+    left_in_train = Counter(group_stratum[h] for h in hashes)
+    picked: set[str] = set()
+    for h in order:
+        if len(picked) == n_eval:
+            break
+        if left_in_train[group_stratum[h]] > 1:
+            left_in_train[group_stratum[h]] -= 1
+            picked.add(h)
+    return picked
