@@ -93,7 +93,8 @@ class EventLog:
     @contextmanager
     def _locked(self) -> Iterator[int]:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                self._create()
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as exc:
             raise EventStoreError(f"cannot open the event log {self.path}: {exc}") from exc
@@ -102,6 +103,16 @@ class EventLog:
             yield fd
         finally:
             os.close(fd)  # also releases the lock if the caller has not
+
+    def _create(self) -> None:
+        """Create the log and fsync its folder, so the file itself survives a power cut."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o644))
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
     def append(self, body: bytes, ts: datetime | None) -> Appended:
         """Write one event line. ``body`` is a JSON object without id/ts/created_at."""
