@@ -179,3 +179,21 @@ def test_content_not_only_key_names(tmp_path, rows, shape):
     assert found[0].shape == shape, [(h.shape, h.confidence, h.rationale) for h in found[:3]]
     report = dry_run(f"jsonl:{path}", shape)
     assert (report.total, report.accepted) == (len(rows), len(rows)), report.by_reason
+
+
+def test_media_rows_point_at_real_files(shared_data):
+    audio = dry_run(f"dir:{shared_data / 'audio_fsdd' / 'recordings'}", "audio_transcript",
+                    sample_size=300)
+    assert audio.accepted == 300
+    for row in audio.accepted_sample:
+        path = Path(row.record["audio"])
+        assert path.is_absolute() and path.is_file()
+        digit = path.name.split("_")[0]  # {digit}_{speaker}_{index}.wav
+        assert row.record["text"] == "zero one two three four five six seven eight nine".split()[
+            int(digit)]
+    vqa = dry_run(f"json:{shared_data / 'vision_language' / 'easy_vqa_test' / 'questions.json'}",
+                  "vision_language", sample_size=3)
+    for row in vqa.accepted_sample:
+        assert Path(row.record["images"][0]).is_file()
+        user, assistant = row.record["messages"]
+        assert user["content"].startswith("<image>") and assistant["role"] == "assistant"

@@ -704,6 +704,15 @@ def detect_audio_transcript(prof: SampleProfile) -> Detection | None:
     if transcript:
         return Detection(0.92, "; ".join(why + [f"{transcript.path!r} is the transcript"]),
                          {"audio": audio.path, "text": transcript.path})
+    label = prof.find(("label", "class", "category"), pred=lambda f: f.scalar)
+    if label is not None:
+        values = {str(v) for v in label.values}
+        options = {"text_map": DIGIT_WORDS} if values <= set(DIGIT_WORDS) else {}
+        why.append(f"no transcript field: {label.path!r} (from the file or folder name) is used "
+                   "as the transcript; check it")
+        if options:
+            why.append("its values are single digits, spoken as their English words")
+        return Detection(0.75, "; ".join(why), {"audio": audio.path, "text": label.path}, options)
     names = [Path(str(v)).name for v in audio.values]
     heads = [n.split("_")[0] for n in names if "_" in n]
     options: dict[str, Any] = {}
