@@ -193,3 +193,23 @@ def test_kill_during_commit_leaves_nothing_visible_and_next_commit_works(project
     assert rows[:len(before)] == before and len(rows) == len(before) + 5
     with open(project.synthetic_path, encoding="utf-8") as fh:
         assert sum(1 for _ in fh) == len(before) + 5  # the orphaned tail was cut off
+
+
+CONCURRENT_SCRIPT = """
+import sys
+from brewslm_core import Project
+from brewslm_core.mapping import commit
+print(commit(Project.open(sys.argv[1]), sys.argv[2], "classification").accepted)
+"""
+
+
+def test_concurrent_commits_of_one_file_take_each_row_once(project, shared_data):
+    locator = f"csv:{shared_data / 'banking77' / 'test.csv'}"
+    procs = [subprocess.Popen([sys.executable, "-c", CONCURRENT_SCRIPT, str(project.root), locator],
+                              cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                              stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    accepted = sorted(int(p.communicate(timeout=300)[0].strip().splitlines()[-1]) for p in procs)
+    assert all(p.returncode == 0 for p in procs)
+    assert accepted == [0, 3080]  # the later commit saw the earlier one's rows as duplicates
+    assert len(list(read_committed(project))) == 3080
+    assert len(project.events.list(stage="ingestion")) == 2

@@ -90,8 +90,11 @@ def record_text(shape: str, record: dict[str, Any]) -> str:
     """
     check_shape(shape)
     parts: list[str]
-    if shape in CHAT_SHAPES or shape == "vision_language":
+    if shape in CHAT_SHAPES:
         parts = _messages_text(record.get("messages", []))
+    elif shape == "vision_language":  # the <image> placeholders are markup, not text
+        parts = [p.replace("<image>", "").strip() for p in
+                 _messages_text(record.get("messages", []))]
     elif shape in ("text", "classification", "safety", "span_extraction", "audio_transcript"):
         parts = [record.get("text", "")]
     elif shape == "seq2seq":
