@@ -22,6 +22,7 @@ Rules (documented here because they decide what a row is):
 from __future__ import annotations
 
 import csv
+import io
 import re
 import sys
 from collections import Counter
@@ -45,7 +46,6 @@ from .files import FileConnector
 DELIMITERS = (",", "\t", ";", "|")
 SAMPLE_CHARS = 256 * 1024
 QUOTE_CHECK_CHARS = 4 * 1024 * 1024
-_LINE_END = re.compile(r"\r\n|\r|\n")
 _NAME_LIKE = re.compile(r"[^\W\d][\w .\-/()%\[\]#]{0,63}")
 _INT = re.compile(r"[+-]?\d+")
 _NUMBER = re.compile(r"[+-]?(\d[\d.,]*|\.\d+)([eE][+-]?\d+)?%?")
@@ -54,6 +54,8 @@ _NUMBER = re.compile(r"[+-]?(\d[\d.,]*|\.\d+)([eE][+-]?\d+)?%?")
 @dataclass(frozen=True)
 class Layout:
     encoding: str
+    clean: bool  # every byte decoded: no per-row undecodable check needed
+    has_nul: bool
     skip_lines: int
     delimiter: str
     quoting: int
@@ -98,14 +100,7 @@ def consistency(records: list[list[str]]) -> tuple[float, int]:
 
 def _split_lines(text: str) -> list[str]:
     """Physical lines with their endings, split on LF, CRLF and CR only (not VT/FF)."""
-    out = []
-    pos = 0
-    for match in _LINE_END.finditer(text):
-        out.append(text[pos:match.end()])
-        pos = match.end()
-    if pos < len(text):
-        out.append(text[pos:])
-    return out
+    return io.StringIO(text, newline="").readlines()
 
 
 def choose_delimiter(lines: list[str]) -> str:
@@ -120,12 +115,21 @@ def choose_delimiter(lines: list[str]) -> str:
     return best
 
 
+def _record_count(lines: list[str], dialect: dict) -> int:
+    try:
+        return sum(1 for _ in csv.reader(lines, **dialect))
+    except csv.Error:
+        return -1
+
+
 def choose_quoting(lines: list[str], delimiter: str, base: dict) -> int:
+    if not any('"' in line for line in lines):
+        return csv.QUOTE_MINIMAL
+    if _record_count(lines, base) == len(lines):
+        return csv.QUOTE_MINIMAL  # every record is one line: nothing merged, RFC quoting is right
     minimal = _records(lines, base)
     literal = _records(lines, {**base, "quoting": csv.QUOTE_NONE, "escapechar": None})
-    merged = any(any("\n" in c or "\r" in c for c in rec) for rec in minimal)
-    lost = len(minimal) < len(literal)
-    if not (merged and lost):
+    if len(minimal) >= len(literal):
         return csv.QUOTE_MINIMAL
     lit_share, lit_width = consistency(literal)
     min_share, _ = consistency(minimal)
@@ -203,7 +207,7 @@ class DelimitedConnector(FileConnector):
         return text_stream(open_binary(self.path), encoding)
 
     def _detect(self) -> Layout:
-        encoding, notes = detect_encoding(self.path)
+        encoding, notes, clean, has_nul = detect_encoding(self.path)
         for note in notes:
             self.note(note)
         self.encoding = encoding
@@ -253,7 +257,8 @@ class DelimitedConnector(FileConnector):
             width = max([len(first), consistency(records)[1]] if records else [0])
             names = tuple(f"col_{i}" for i in range(width))
             self.note("no header: columns named col_0, col_1, …")
-        return Layout(encoding, skip, delimiter, quoting, skipinitial, escape, has_header, names)
+        return Layout(encoding, clean, has_nul, skip, delimiter, quoting, skipinitial, escape,
+                      has_header, names)
 
     def _rows(self) -> Iterator[Row]:
         layout = self.layout
@@ -287,7 +292,7 @@ class DelimitedConnector(FileConnector):
                 if header_pending:
                     header_pending = False
                     continue
-                if any(has_surrogates(c) for c in cells):
+                if not layout.clean and any(has_surrogates(c) for c in cells):
                     yield SentinelRow(first_line, display_raw(layout.delimiter.join(cells)),
                                       f"undecodable bytes for encoding {layout.encoding}",
                                       self.locator)
@@ -298,7 +303,7 @@ class DelimitedConnector(FileConnector):
                     ragged_long += 1
                 elif len(cells) < len(names):
                     ragged_short += 1
-                if any("\x00" in c for c in cells):
+                if layout.has_nul and any("\x00" in c for c in cells):
                     with_nul += 1
                 yield row
         if blank:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import codecs
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 from .base import open_binary
 
@@ -132,15 +133,24 @@ def utf16_without_bom(head: bytes) -> str | None:
     return None
 
 
-def detect_encoding(path: Path) -> tuple[str, list[str]]:
-    """(python codec name, notes) for the whole file."""
+class EncodingInfo(NamedTuple):
+    encoding: str  # python codec name
+    notes: list[str]
+    clean: bool  # every byte decodes: rows need no undecodable-bytes check
+    has_nul: bool  # the file holds NUL bytes somewhere
+
+
+def detect_encoding(path: Path) -> EncodingInfo:
+    """The encoding of the whole file, with notes for describe()."""
     notes: list[str] = []
     with open_binary(path) as fh:
         head = fh.read(4096)
         found = bom_encoding(head) or utf16_without_bom(head)
         if found:
-            return found, [f"encoding {found} (byte order mark or NUL pattern)"]
+            return EncodingInfo(found, [f"encoding {found} (byte order mark or NUL pattern)"],
+                                False, False)
         fh.seek(0)
+        has_nul = False
         bad_lines = 0
         good_non_ascii = 0
         first_bad: int | None = None
@@ -159,6 +169,7 @@ def detect_encoding(path: Path) -> tuple[str, list[str]]:
                     continue
                 block, carry = block[:cut], block[cut:]
             if block:
+                has_nul = has_nul or b"\x00" in block
                 try:
                     block.decode("utf-8")
                     good_non_ascii += not block.isascii()
@@ -177,13 +188,13 @@ def detect_encoding(path: Path) -> tuple[str, list[str]]:
             if not chunk:
                 break
     if bad_lines == 0:
-        return "utf-8", []
+        return EncodingInfo("utf-8", [], True, has_nul)
     if good_non_ascii > bad_lines:
         notes.append(
             f"encoding utf-8 with {bad_lines} undecodable line(s) (first at line {first_bad}); "
             "they become sentinel rows"
         )
-        return "utf-8", notes
+        return EncodingInfo("utf-8", notes, False, has_nul)
     enc = pick_single_byte(b"".join(sample))
     notes.append(f"encoding {enc} (not UTF-8; single-byte code page chosen over the whole file)")
-    return enc, notes
+    return EncodingInfo(enc, notes, False, has_nul)

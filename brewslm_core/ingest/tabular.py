@@ -43,7 +43,7 @@ class ConllConnector(FileConnector):
     kind = "conll"
 
     def _rows(self) -> Iterator[Row]:
-        encoding, notes = detect_encoding(self.path)
+        encoding, notes, _, _ = detect_encoding(self.path)
         self.encoding = encoding
         for note in notes:
             self.note(note)
