@@ -22,7 +22,7 @@ from ..contracts import (
 )
 from .fields import RowReject
 from .mappers import MAPPERS
-from .shapes import RECORD_KEYS, check_shape, task_profile, text_hash
+from .shapes import RECORD_KEYS, check_shape, hash_bytes, task_profile
 from .store import append_commit, read_committed
 
 if TYPE_CHECKING:
@@ -105,15 +105,15 @@ def map_rows(conn: Connector, shape: str, field_map: dict[str, str], options: di
         except RowReject as rej:
             yield RejectedRow(index, rej.reason, rej.detail, row)
             continue
-        digest = text_hash(shape, record)
-        key = bytes.fromhex(digest)[:16]  # half the digest keeps 1M keys small in memory
+        digest = hash_bytes(shape, record)
+        key = digest[:16]  # half the digest keeps 1M keys small in memory
         if key in seen:
             yield RejectedRow(index, "duplicate_row",
                               "the same row text was already taken in this import or committed "
                               "earlier", row)
             continue
         seen.add(key)
-        yield TransformedRow(index, shape, record, digest)
+        yield TransformedRow(index, shape, record, digest.hex())
 
 
 def committed_keys(project: Project | None) -> set[bytes]:

@@ -25,7 +25,7 @@ def lookup(row: Any, path: str, default: Any = _MISSING) -> Any:
 
     Raises RowReject(missing_field) when absent and no default is given.
     """
-    if isinstance(row, dict) and path in row:
+    if row.__class__ is dict and path in row:
         return row[path]
     node = row
     for part in path.split("."):
@@ -44,6 +44,8 @@ def lookup(row: Any, path: str, default: Any = _MISSING) -> Any:
 
 def as_text(value: Any, name: str, *, allow_empty: bool = False) -> str:
     """A scalar as text; lists/dicts are a type mismatch, blank text is empty_text."""
+    if value.__class__ is str and (allow_empty or value[:1].strip() or value.strip()):
+        return value  # the common case, kept cheap: it runs for every field of every row
     if value is None:
         value = ""
     if isinstance(value, bool):

@@ -122,9 +122,14 @@ def text_hash(shape: str, record: dict[str, Any]) -> str:
     It hashes ``record_text``; media shapes add their media paths, because many different
     recordings share one transcript ("zero") and many images share one question.
     """
+    return hash_bytes(shape, record).hex()
+
+
+def hash_bytes(shape: str, record: dict[str, Any]) -> bytes:
+    """The raw 32-byte digest behind text_hash."""
     key = record_text(shape, record)
     if shape == "vision_language":
         key = json.dumps([record.get("images", []), key], ensure_ascii=False)
     elif shape == "audio_transcript":
         key = json.dumps([record.get("audio", ""), key], ensure_ascii=False)
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+    return hashlib.sha256(key.encode("utf-8")).digest()
