@@ -17,6 +17,15 @@ def store(tmp_path: Path) -> EventStore:
     return EventStore(tmp_path / "events", project_id=42)
 
 
+def _nested(depth: int) -> dict:
+    root: dict = {}
+    node = root
+    for _ in range(depth):
+        node["x"] = {}
+        node = node["x"]
+    return root
+
+
 def _log_lines(store: EventStore) -> list[dict]:
     if not store.log_path.exists():
         return []
@@ -39,6 +48,8 @@ def _log_lines(store: EventStore) -> list[dict]:
         ({"stage": "system", "severity": "info", "payload": {"s": {1, 2}}}, "not JSON-serialis"),
         ({"stage": "system", "severity": "info", "payload": {"x": float("nan")}}, "not JSON-serialis"),
         ({"stage": "system", "severity": "info", "summary": "bad \ud800"}, "not valid Unicode"),
+        ({"stage": "system", "severity": "info", "payload": {"k": "\udc00"}}, "not valid Unicode"),
+        ({"stage": "system", "severity": "info", "payload": _nested(5000)}, "not JSON-serialis"),
     ],
 )
 def test_refused_events_raise_and_write_nothing(store: EventStore, fields: dict, message: str) -> None:
@@ -303,6 +314,31 @@ def test_a_garbled_complete_line_is_skipped_with_a_warning(store: EventStore) ->
     store.append(stage="system", severity="info")  # the writer reads past the garbage for its id
     with pytest.warns(UserWarning, match="skipping unreadable event log line"):
         assert store.list()["id"].tolist() == [2, 1]
+
+
+def test_strings_that_round_trip_through_json_and_duckdb(store: EventStore) -> None:
+    odd = ["nul\x00byte", "emoji 🎉", "rtl \u202e x", "line\u2028sep", "tab\tnl\n", "x" * 100_000,
+           "back\\slash \"quoted\"", "\\ud800 as text", "%_ like chars"]
+    for text in odd:
+        store.append(stage="system", severity="info", summary=text, run_id=text[:40],
+                     payload={text: [text, {"k": text}]})
+    frame = store.list(limit=None).iloc[::-1]
+    assert frame["summary"].tolist() == odd
+    assert frame["payload"].tolist() == [{t: [t, {"k": t}]} for t in odd]
+    assert store.list(text="%_ like")["summary"].tolist() == ["%_ like chars"]
+
+
+def test_a_line_duckdb_could_not_store_is_skipped_not_fatal(store: EventStore) -> None:
+    store.append(stage="system", severity="info", summary="before")
+    bad = {"id": 2, "ts": "2024-01-01T00:00:00+00:00", "created_at": "2024-01-01T00:00:00+00:00",
+           "project_id": 42, "run_id": None, "parent_run_id": None, "stage": "system",
+           "severity": "info", "reason_code": None, "actor": "system", "summary": "x",
+           "payload": {"k": "\ud800"}}
+    with open(store.log_path, "a", encoding="utf-8") as fh:  # a lone surrogate, escaped
+        fh.write(json.dumps(bad) + "\n")
+    store.append(stage="system", severity="info", summary="after")
+    with pytest.warns(UserWarning, match="surrogates"):
+        assert store.list()["summary"].tolist() == ["after", "before"]
 
 
 def test_replaced_log_wins_over_a_stale_index(tmp_path: Path) -> None:

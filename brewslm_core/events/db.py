@@ -104,7 +104,11 @@ def row_from_line(obj: dict[str, Any]) -> tuple[Any, ...]:
     payload = obj.get("payload")
     if not isinstance(payload, dict):
         raise ValueError("payload must be a JSON object")
-    return (
+    try:
+        payload_json = json.dumps(payload, ensure_ascii=False, allow_nan=False)
+    except RecursionError as exc:
+        raise ValueError("payload nested too deeply") from exc
+    row = (
         ident,
         project_id,
         _text(obj.get("run_id"), "run_id", optional=True),
@@ -114,10 +118,18 @@ def row_from_line(obj: dict[str, Any]) -> tuple[Any, ...]:
         _text(obj.get("reason_code"), "reason_code", optional=True),
         _text(obj.get("actor"), "actor", optional=False),
         _text(obj.get("summary"), "summary", optional=True),
-        json.dumps(payload, ensure_ascii=False, allow_nan=False),
+        payload_json,
         _time(obj.get("ts"), "ts"),
         _time(obj.get("created_at"), "created_at"),
     )
+    for value in row:
+        if isinstance(value, str):
+            value.encode("utf-8")  # a lone surrogate escape (\ud800) raises UnicodeEncodeError
+    return row
+
+
+def _skip_warning(at: int, exc: BaseException) -> None:
+    warnings.warn(f"skipping unreadable event log line at byte {at}: {exc}", stacklevel=6)
 
 
 class EventIndex:
@@ -209,6 +221,8 @@ class EventIndex:
         self, con: duckdb.DuckDBPyConnection, state: tuple[int, str, int] | None
     ) -> int:
         """Copy log lines past the stored offset into run_events; returns rows added."""
+        import duckdb
+
         offset, head, max_id = state if state else (0, "", 0)
         log_size = self.log.size()
         current_head = _head_fingerprint(self.log.first_line())
@@ -218,39 +232,70 @@ class EventIndex:
             offset, max_id = 0, 0
         elif offset == log_size and state is not None:
             return 0
-        added = 0
         con.execute("BEGIN TRANSACTION")
         try:
-            if reset:
-                con.execute(f"DELETE FROM {TABLE}").fetchall()
-            for batch in self.log.read_from(offset):
-                rows = []
-                for at, line in batch.lines:
-                    if not line.strip():
-                        continue
-                    try:
-                        row = row_from_line(parse_line(line))
-                    except ValueError as exc:
-                        warnings.warn(
-                            f"skipping unreadable event log line at byte {at}: {exc}",
-                            stacklevel=5,
-                        )
-                        continue
-                    if row[0] <= max_id:
-                        continue  # already indexed (or a stray duplicate): ids only grow
-                    max_id = row[0]
-                    rows.append(row)
-                self._insert(con, rows)
-                added += len(rows)
-                offset = batch.end
-            con.execute(f"DELETE FROM {STATE_TABLE}").fetchall()
-            con.execute(
-                f"INSERT INTO {STATE_TABLE} VALUES (?, ?)", [offset, current_head]
-            ).fetchall()
+            added = self._copy(con, offset, max_id, current_head, reset, careful=False)
             con.execute("COMMIT")
+            return added
+        except (duckdb.Error, ValueError):
+            # One row DuckDB refuses must not block every query: redo row by row, skipping it.
+            con.execute("ROLLBACK")
         except BaseException:
             con.execute("ROLLBACK")
             raise
+        # Autocommit per row; a crash part-way is fine because ingestion is idempotent by id.
+        return self._copy(con, offset, max_id, current_head, reset, careful=True)
+
+    def _copy(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        offset: int,
+        max_id: int,
+        head: str,
+        reset: bool,
+        *,
+        careful: bool,
+    ) -> int:
+        if reset:
+            con.execute(f"DELETE FROM {TABLE}").fetchall()
+        added = 0
+        for batch in self.log.read_from(offset):
+            rows = []
+            for at, line in batch.lines:
+                if not line.strip():
+                    continue
+                try:
+                    row = row_from_line(parse_line(line))
+                except ValueError as exc:
+                    _skip_warning(at, exc)
+                    continue
+                if row[0] <= max_id:
+                    continue  # already indexed (or a stray duplicate): ids only grow
+                max_id = row[0]
+                rows.append((at, row))
+            if careful:
+                added += self._insert_each(con, rows)
+            else:
+                self._insert(con, [row for _, row in rows])
+                added += len(rows)
+            offset = batch.end
+        con.execute(f"DELETE FROM {STATE_TABLE}").fetchall()
+        con.execute(f"INSERT INTO {STATE_TABLE} VALUES (?, ?)", [offset, head]).fetchall()
+        return added
+
+    @classmethod
+    def _insert_each(
+        cls, con: duckdb.DuckDBPyConnection, rows: list[tuple[int, tuple[Any, ...]]]
+    ) -> int:
+        import duckdb
+
+        added = 0
+        for at, row in rows:
+            try:
+                cls._insert(con, [row])
+                added += 1
+            except (duckdb.Error, ValueError) as exc:
+                _skip_warning(at, exc)
         return added
 
     @staticmethod

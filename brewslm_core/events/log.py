@@ -49,7 +49,7 @@ class PendingLines:
 def _line_id(line: bytes) -> int | None:
     try:
         obj = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     value = obj.get("id") if isinstance(obj, dict) else None
     return value if isinstance(value, int) and not isinstance(value, bool) else None
@@ -197,7 +197,10 @@ class EventLog:
 
 def parse_line(line: bytes) -> dict[str, Any]:
     """Decode one log line; raises ValueError when it is not an event object."""
-    obj = json.loads(line)
+    try:
+        obj = json.loads(line)
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deeply") from exc
     if not isinstance(obj, dict):
         raise ValueError("not a JSON object")
     return obj

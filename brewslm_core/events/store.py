@@ -42,7 +42,7 @@ def _encode_payload(payload: Any) -> str:
         )
     try:
         return json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise ValueError(
             f"payload is not JSON-serialisable: {exc}; convert it to plain dicts, lists, str, "
             "int, finite float, bool or None (e.g. str(path), list(a_set), value.isoformat())"
