@@ -102,6 +102,10 @@ def _planned_model(project: Project, base_model: str | None, profile: str,
         entry.update(name=ref.name, family=ref.family, kind=ref.kind, source=ref.source)
         tokenizer = load_tokenizer(ref)
     except ModelNotAvailableError as exc:
+        if base_model:  # asked for by name: a typo or a missing folder is the caller's to fix
+            raise PrepareError(f"cannot plan base model {base_model!r}: {exc}") from exc
+        # The project default is not installed: the data can still be prepared; Preflight
+        # will block training until the model is there.
         entry["tokenizer_error"] = str(exc)
     length = max_length or project.config.get("model", {}).get("max_length")
     length = int(length or prof.DEFAULT_MAX_LENGTH[profile])
