@@ -68,7 +68,7 @@ _COMMON = {
 def score_decoding(text: str) -> float:
     """Lower is more plausible. Mojibake mixes scripts inside a word, puts capitals in the
     middle of words and uses a script's rare letters."""
-    controls = sum(1 for ch in text if "\x80" <= ch <= "\x9f")  # C1 controls: never text
+    controls = len(_C1.findall(text))  # C1 control characters are never text
     words = [w for w in _WORD.findall(text) if not w.isascii() and not w.isdigit()]
     if not words:
         return float(controls)
@@ -96,7 +96,14 @@ def score_decoding(text: str) -> float:
     return 2.0 * (mixed + odd) / n + camel / n + rare + 2.0 * vowel_drift + controls
 
 
+_HIGH_TOKEN = re.compile(rb"[^\x00-\x20,;|\"'()\[\]{}<>]*[\x80-\xff][^\x00-\x20,;|\"'()\[\]{}<>]*")
+_C1 = re.compile("[\x80-\x9f]")
+
+
 def pick_single_byte(sample: bytes) -> str:
+    """Best code page for the distinct tokens that hold non-ASCII bytes (all that differs)."""
+    tokens = list(dict.fromkeys(_HIGH_TOKEN.findall(sample)))[:3000]
+    sample = b" ".join(tokens)
     best = "latin-1"
     best_score = float("inf")
     for enc in SINGLE_BYTE:
@@ -197,4 +204,15 @@ def detect_encoding(path: Path) -> EncodingInfo:
         return EncodingInfo("utf-8", notes, False, has_nul)
     enc = pick_single_byte(b"".join(sample))
     notes.append(f"encoding {enc} (not UTF-8; single-byte code page chosen over the whole file)")
-    return EncodingInfo(enc, notes, False, has_nul)
+    return EncodingInfo(enc, notes, _decodes(path, enc), has_nul)
+
+
+def _decodes(path: Path, encoding: str) -> bool:
+    """True when every byte of the file is defined in this single-byte code page."""
+    with open_binary(path) as fh:
+        while chunk := fh.read(CHUNK):
+            try:
+                chunk.decode(encoding)
+            except UnicodeDecodeError:
+                return False
+    return True

@@ -49,6 +49,7 @@ class MediaDirConnector:
         self.encoding: str | None = None
         self.roots = roots
         self.notes: list[str] = []
+        self._resolved: dict[Path, Row] = {}
 
     # ---- files ------------------------------------------------------------------------
     def media_files(self) -> list[Path]:
@@ -133,6 +134,7 @@ class MediaDirConnector:
         self.notes.append(f"{len(files)} media file(s); label from {rule}"
                           if rule != "none" else f"{len(files)} media file(s); no label rule")
         index = self._keys(files)
+        self._resolved: dict[Path, Row] = {}
         sidecar = self._find_sidecar(index)
         if sidecar is None:
             for path in files:
@@ -161,12 +163,18 @@ class MediaDirConnector:
             yield self._checked(path, rule, {})
 
     def _checked(self, path: Path, rule: str, extra: dict[str, Any]) -> Row:
-        resolved = path.resolve()
-        try:
-            check_inside(resolved, self.roots)
-        except IngestError as exc:
-            return SentinelRow(0, str(path), str(exc), self.locator)
-        row = self._file_row(resolved, rule)
+        base = self._resolved.get(path)
+        if base is None:  # resolve each file once per pass, however many rows name it
+            resolved = path.resolve()
+            try:
+                check_inside(resolved, self.roots)
+                base = self._file_row(resolved, rule)
+            except IngestError as exc:
+                base = SentinelRow(0, str(path), str(exc), self.locator)
+            self._resolved[path] = base
+        if isinstance(base, SentinelRow):
+            return base
+        row = dict(base)
         for key, value in extra.items():
             row.setdefault(key, value)  # file facts win; sidecar columns fill the rest
             if key in ("path", "media") and value != row[key]:
