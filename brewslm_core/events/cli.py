@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
     def events(
         project: Path = typer.Argument(..., help="Project directory"),
         stage: list[str] = typer.Option(None, "--stage", "-s", help="Only these stages"),
-        severity: list[str] = typer.Option(None, "--severity", "-v", help="Only these severities"),
+        severity: list[str] = typer.Option(None, "--severity", help="Only these severities"),
         run_id: str = typer.Option(None, "--run-id", "-r", help="Events of this run (or its children)"),
         text: str = typer.Option(None, "--text", "-t", help="Case-insensitive text search"),
         limit: int = typer.Option(500, "--limit", "-n", min=1, help="Newest N events"),
