@@ -40,24 +40,29 @@ def load_tokenizer() -> Any:
     return AutoTokenizer.from_pretrained(str(tokenizer_dir()), local_files_only=True)
 
 
+@lru_cache(maxsize=1)
+def _fast_backend() -> Any:
+    """A private copy of the Rust tokenizer behind the transformers one, without truncation or
+    padding: encode_batch on it skips transformers' per-text Python conversion."""
+    from tokenizers import Tokenizer
+
+    backend = Tokenizer.from_str(load_tokenizer().backend_tokenizer.to_str())
+    backend.no_truncation()
+    backend.no_padding()
+    return backend
+
+
 def chunk_spans(
     texts: list[str], max_tokens: int = 128, overlap: int = 32, batch_size: int = 512
 ) -> list[list[tuple[int, int, int]]]:
     """For each text, its chunks as (start_char, end_char, n_tokens); consecutive chunks share
     ``overlap`` tokens. A text without tokens has no chunk."""
-    tok = load_tokenizer()
+    backend = _fast_backend()
     stride = max_tokens - overlap
     out: list[list[tuple[int, int, int]]] = []
     for b in range(0, len(texts), batch_size):
-        enc = tok(
-            texts[b : b + batch_size],
-            add_special_tokens=False,
-            return_offsets_mapping=True,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-            verbose=False,  # long documents are the point here, not an error
-        )
-        for offsets in enc["offset_mapping"]:
+        for enc in backend.encode_batch(texts[b : b + batch_size], add_special_tokens=False):
+            offsets = enc.offsets
             spans = []
             n = len(offsets)
             start = 0

@@ -30,8 +30,13 @@ def shingles(text: str, kind: str = "char", size: int = 5) -> set[bytes]:
     return {g.encode("utf-8") for g in grams if g}
 
 
-def _crc32(data: bytes) -> int:
-    return zlib.crc32(data)
+def shingle_hashes(text: str, kind: str = "char", size: int = 5) -> list[int]:
+    """CRC-32 of each distinct shingle: deterministic across runs and processes."""
+    return [zlib.crc32(g) for g in shingles(text, kind, size)]
+
+
+def _passthrough(value: int) -> int:
+    return value
 
 
 class NearDupIndex:
@@ -45,7 +50,6 @@ class NearDupIndex:
                  size: int = 5, min_shingles: int = 8) -> None:
         from datasketch import MinHash, MinHashLSH
 
-        self._MinHash = MinHash
         self.threshold = threshold
         self.num_perm = num_perm
         self.kind = kind
@@ -53,16 +57,18 @@ class NearDupIndex:
         self.min_shingles = min_shingles
         self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
         self._signatures: dict[str, np.ndarray] = {}
-        # One seeded MinHash whose permutations every document reuses (saves re-deriving them).
-        self._proto = MinHash(num_perm=num_perm, seed=1, hashfunc=_crc32, scheme="affine32")
+        # One seeded MinHash, cleared and refilled per document: the LSH keeps only the band
+        # keys it derives at insert time, and we keep a copy of the signature.
+        self._m = MinHash(num_perm=num_perm, seed=1, hashfunc=_passthrough, scheme="affine32")
 
     def signature(self, text: str):  # type: ignore[no-untyped-def]
-        sh = shingles(text, self.kind, self.size)
-        if len(sh) < self.min_shingles:
+        """The (reused) MinHash of the text, or None when it has too few shingles."""
+        items = shingle_hashes(text, self.kind, self.size)
+        if len(items) < self.min_shingles:
             return None
-        m = self._MinHash(num_perm=self.num_perm, seed=1, hashfunc=_crc32,
-                          permutations=self._proto.permutations, scheme="affine32")
-        m.update_batch(list(sh))
+        m = self._m
+        m.clear()
+        m.update_batch(items)
         return m
 
     def check_and_add(self, doc_id: str, text: str) -> tuple[str | None, float]:
@@ -77,5 +83,5 @@ class NearDupIndex:
                 best, best_sim = cand, sim
         if best is None:
             self._lsh.insert(doc_id, m)
-            self._signatures[doc_id] = m.hashvalues
+            self._signatures[doc_id] = m.hashvalues.copy()
         return best, best_sim

@@ -37,8 +37,8 @@ class Recognizer:
     pattern: re.Pattern[str]
     validate: Callable[[str], bool]
     priority: int
-    # Cheap pre-check: skip the regex entirely on texts that cannot match.
-    needs: Callable[[str], bool]
+    # Cheap pre-check: skip the regex entirely on texts where this does not occur.
+    needs: re.Pattern[str]
     # Optional: candidate sub-spans of a match to validate (longest first) when the whole fails.
     split: Callable[[str], list[tuple[int, int]]] | None = None
 
@@ -46,12 +46,12 @@ class Recognizer:
 RECOGNIZERS: Registry[Recognizer] = Registry("PII recognizer")
 
 
-def _has_digit(text: str) -> bool:
-    return any(c.isdigit() for c in text)
+_ANY_DIGIT = re.compile(r"\d")
+_NON_DIGIT = re.compile(r"\D+")
 
 
 def _digits(s: str) -> str:
-    return "".join(c for c in s if c.isdigit())
+    return _NON_DIGIT.sub("", s)
 
 
 def luhn_ok(number: str) -> bool:
@@ -144,12 +144,12 @@ _IPV6_RE = re.compile(
 )
 
 for _rec in (
-    Recognizer("email", "email_regex", _EMAIL_RE, lambda s: True, 40, lambda t: "@" in t),
-    Recognizer("credit_card", "card_luhn", _CARD_RE, card_ok, 50, _has_digit, digit_group_windows),
-    Recognizer("iban", "iban_mod97", _IBAN_RE, iban_ok, 50, _has_digit),
-    Recognizer("ip_address", "ipv4", _IPV4_RE, ip_ok, 30, lambda t: "." in t),
-    Recognizer("ip_address", "ipv6", _IPV6_RE, ip_ok, 30, lambda t: "::" in t or t.count(":") >= 4),
-    Recognizer("phone", "phone_regex", _PHONE_RE, phone_ok, 20, _has_digit),
+    Recognizer("email", "email_regex", _EMAIL_RE, lambda s: True, 40, re.compile("@")),
+    Recognizer("credit_card", "card_luhn", _CARD_RE, card_ok, 50, _ANY_DIGIT, digit_group_windows),
+    Recognizer("iban", "iban_mod97", _IBAN_RE, iban_ok, 50, re.compile(r"[A-Z]{2}\d\d")),
+    Recognizer("ip_address", "ipv4", _IPV4_RE, ip_ok, 30, re.compile(r"\d\.\d")),
+    Recognizer("ip_address", "ipv6", _IPV6_RE, ip_ok, 30, re.compile(r"[0-9A-Fa-f]:[0-9A-Fa-f:]")),
+    Recognizer("phone", "phone_regex", _PHONE_RE, phone_ok, 20, _ANY_DIGIT),
 ):
     RECOGNIZERS.register(_rec.name)(_rec)
 
@@ -186,13 +186,18 @@ def detect(text: str, types: Iterable[str] | None = None) -> list[Finding]:
     """All PII findings in ``text`` (sorted by start, non-overlapping)."""
     wanted = set(types) if types is not None else {r.type for r in RECOGNIZERS._items.values()}
     candidates: list[tuple[int, Finding]] = []
+    present: dict[re.Pattern[str], bool] = {}
     for rec in RECOGNIZERS._items.values():
-        if rec.type not in wanted or not rec.needs(text):
+        if rec.type not in wanted:
+            continue
+        if rec.needs not in present:
+            present[rec.needs] = rec.needs.search(text) is not None
+        if not present[rec.needs]:
             continue
         for m in rec.pattern.finditer(text):
             if rec.validate(m.group(0)):
                 candidates.append((rec.priority, Finding(rec.type, m.start(), m.end(), rec.name)))
-            elif rec.split is not None:
+            elif rec.split is not None and m.end() - m.start() >= 13:
                 taken: list[tuple[int, int]] = []
                 for a, b in rec.split(m.group(0)):
                     if all(b <= x or a >= y for x, y in taken) and rec.validate(m.group(0)[a:b]):

@@ -111,8 +111,9 @@ def guess_language(text: str) -> tuple[str | None, str | None]:
     words = _WORD_RE.findall(text[:2000].casefold())
     if len(words) < 4:
         return None, script
-    hits = sorted(((sum(w in s for w in words), lang) for lang, s in _STOP_SETS.items()), reverse=True)
+    uniq = set(words)
+    hits = sorted(((len(uniq & s), lang) for lang, s in _STOP_SETS.items()), reverse=True)
     (best, lang), (second, _) = hits[0], hits[1]
-    if best >= 2 and best >= 2 * second and best / len(words) >= 0.15:
+    if best >= 2 and best >= 2 * second and best / len(uniq) >= 0.15:
         return lang, script
     return None, script
