@@ -140,6 +140,8 @@ def choose_quoting(lines: list[str], delimiter: str, base: dict) -> int:
 
 def header_score(first: list[str], rest: list[list[str]]) -> int:
     """> 0 when the first record reads as column names rather than data."""
+    if len(first) == 1 and len(first[0].split()) > 2:
+        return -1  # one column of sentences: its first line is text, not a name
     score = 0
     for i, cell in enumerate(first):
         value = cell.strip()

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from .base import placeholder_problem, read_head
+from .encoding import bom_encoding, utf16_without_bom
 from .json_file import looks_like_json_lines
 
 PARQUET_MAGIC = b"PAR1"
@@ -47,11 +48,20 @@ def detect_kind(path: Path) -> tuple[str, str | None]:
         return _kind_from_name(path) or "csv", problem
     if head.startswith(PARQUET_MAGIC):
         return "parquet", "parquet magic bytes"
+    by_name = _kind_from_name(path)
+    if not head.strip():
+        return by_name or "csv", "empty file: kind from its name"
+    wide = bom_encoding(head) or utf16_without_bom(head)
+    if wide and wide != "utf-8-sig":
+        # UTF-16/32: judge the characters, not the bytes.
+        head = head.decode(wide, errors="ignore").encode("utf-8")
     stripped = head.lstrip(b"\xef\xbb\xbf").lstrip()
     if stripped[:1] in (b"[", b"{"):
-        if looks_like_json_lines(path):
+        if not wide and looks_like_json_lines(path):
             return "jsonl", "one JSON value per line"
         return "json", "JSON document"
+    if by_name in ("json", "jsonl") and stripped[:1] in b'"-0123456789tfn':
+        return by_name, "a bare JSON value, kind from its name"
     if looks_like_conll(head):
         return "conll", "token/tag lines in blank-line separated sentences"
     return "csv", "delimited text"

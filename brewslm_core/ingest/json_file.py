@@ -55,6 +55,8 @@ def first_char_and_line(path: Path) -> tuple[str, bytes, bool]:
     with open_binary(path) as fh:
         head = fh.read(1 << 20)
         more = bool(fh.read(1))
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        head = head.decode("utf-16", errors="ignore").encode("utf-8")
     text = head.lstrip(codecs.BOM_UTF8).lstrip()
     if not text:
         return "", b"", False
@@ -134,10 +136,16 @@ class JsonConnector(FileConnector):
             self.note("JSON Lines content in a .json file: read one value per line")
             yield from JsonlConnector(self.path, self.locator)._rows()
             return
-        if start == "[" and not self.record_path:
+        if start == "[" and not self.record_path and not self._wide():
             yield from self._stream_array()
         else:
             yield from self._whole_document()
+
+    def _wide(self) -> bool:
+        """UTF-16/32 text (with a BOM): the byte-level streaming parser cannot read it."""
+        with open_binary(self.path) as fh:
+            head = fh.read(4)
+        return head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
 
     # ---- streaming arrays ---------------------------------------------------------------
     def _stream_array(self) -> Iterator[Row]:

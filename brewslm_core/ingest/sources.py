@@ -117,5 +117,5 @@ def _bare_path(locator: str, roots: list[Path] | None, project: Project | None) 
     connector = CONNECTORS.get(kind)(target, locator=locator, roots=roots, project=project)
     note = getattr(connector, "note", None)
     if callable(note):
-        note(f"kind {kind} detected from content" + (f" ({why})" if why else ""))
+        note(f"kind {kind} detected" + (f" ({why})" if why else ""))
     return connector
