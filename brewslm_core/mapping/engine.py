@@ -21,7 +21,7 @@ from ..contracts import (
     TransformedRow,
 )
 from .fields import RowReject
-from .mappers import MAPPERS
+from .mappers import MAPPERS, reset_media_cache
 from .shapes import RECORD_KEYS, check_shape, hash_bytes, task_profile
 from .store import append_commit, read_committed
 
@@ -93,6 +93,7 @@ def map_rows(conn: Connector, shape: str, field_map: dict[str, str], options: di
              seen: set[bytes] | None = None) -> Iterator[TransformedRow | RejectedRow]:
     """Map every row of the source, in order. ``seen`` holds hash digests already taken."""
     mapper = MAPPERS.get(shape)
+    reset_media_cache()
     base_dir = getattr(conn, "base_dir", None)
     seen = set() if seen is None else seen
     for index, row in enumerate(conn.load()):

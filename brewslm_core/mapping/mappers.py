@@ -414,22 +414,34 @@ def map_rag(row, field_map, options, base_dir=None):
 
 
 # ---- media --------------------------------------------------------------------------------
+# Resolved media per (base_dir, reference) during one map run: many rows share one image.
+# map_rows clears it at the start of every run, so a file deleted since is seen as missing.
+_MEDIA_SEEN: dict[tuple[str, str], str | None] = {}
+
+
+def reset_media_cache() -> None:
+    _MEDIA_SEEN.clear()
+
+
 def media_path(value: Any, base_dir: Path | None, what: str) -> str:
     """A media reference -> absolute path string; missing files are media_missing."""
     if isinstance(value, dict):  # {"path": ...} image/audio objects
         value = value.get("path", value.get("file"))
     name = as_text(value, what)
-    path = Path(name).expanduser()
-    if not path.is_absolute():
-        path = (base_dir or Path.cwd()) / path
-    try:
-        path = path.resolve()
-        found = path.is_file()
-    except OSError:  # e.g. a name too long for the file system
-        found = False
-    if not found:
-        raise RowReject("media_missing", f"{what} {name!r} does not exist ({path})")
-    return str(path)
+    key = (str(base_dir), name)
+    if key not in _MEDIA_SEEN:
+        path = Path(name).expanduser()
+        if not path.is_absolute():
+            path = (base_dir or Path.cwd()) / path
+        try:
+            path = path.resolve()
+            _MEDIA_SEEN[key] = str(path) if path.is_file() else None
+        except OSError:  # e.g. a name too long for the file system
+            _MEDIA_SEEN[key] = None
+    found = _MEDIA_SEEN[key]
+    if found is None:
+        raise RowReject("media_missing", f"{what} {name!r} does not exist (under {base_dir})")
+    return found
 
 
 def _template(template: str, row: Any) -> str:
