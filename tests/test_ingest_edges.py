@@ -71,3 +71,17 @@ def test_crlf_tsv_with_blank_lines_and_long_cells(tmp_path: Path):
     rows = list(src.load())
     assert rows == [{"id": "1", "text": long_text}, {"id": "2", "text": "short"}]
     assert "1 blank line(s) skipped" in src.describe().notes
+
+
+def test_sample_notices_a_changed_file(tmp_path: Path):
+    import os
+
+    from brewslm_core.ingest import sample_rows
+
+    path = tmp_path / "grow.jsonl"
+    path.write_text("".join(f'{{"i": {i}}}\n' for i in range(10)))
+    src = open_source(str(path))
+    assert sample_rows(src, 2)[-1] == (9, {"i": 9})
+    path.write_text("".join(f'{{"i": {i}}}\n' for i in range(30)))
+    os.utime(path, ns=(1, 10**18))  # a clearly different mtime, whatever the clock
+    assert sample_rows(src, 2)[-1] == (29, {"i": 29})

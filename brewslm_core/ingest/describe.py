@@ -89,10 +89,20 @@ class FieldStats:
         )
 
 
+def _signature(connector: Connector) -> tuple[int, int] | None:
+    """Size and mtime of the connector's file, so a cached count notices a changed file."""
+    path = getattr(connector, "path", None)
+    try:
+        stat = path.stat() if path is not None else None
+    except OSError:
+        return None
+    return (stat.st_size, stat.st_mtime_ns) if stat else None
+
+
 def count_rows(connector: Connector) -> int:
     cached = getattr(connector, "_row_count", None)
-    if cached is not None:
-        return cached
+    if cached is not None and cached[0] == _signature(connector):
+        return cached[1]
     total = sum(1 for _ in connector.load())
     _remember_count(connector, total)
     return total
@@ -100,7 +110,7 @@ def count_rows(connector: Connector) -> int:
 
 def _remember_count(connector: Connector, total: int) -> None:
     try:
-        connector._row_count = total  # type: ignore[attr-defined]
+        connector._row_count = (_signature(connector), total)  # type: ignore[attr-defined]
     except AttributeError:
         pass
 
