@@ -197,3 +197,15 @@ def test_cli_describe_and_sample(shared_data: Path):
     bad = runner.invoke(app, ["ingest", "describe",
                               str(shared_data / "dirty/lfs_pointer_hh-rlhf_helpful-base_test.jsonl.gz")])
     assert bad.exit_code == 2 and "ingest_unsupported_format" in bad.output
+
+
+def test_hf_image_column_stays_undecoded(tmp_path: Path, shared_data: Path):
+    import datasets
+
+    png = shared_data / "vision_language/easy_vqa_test/images/0.png"
+    data = datasets.Dataset.from_dict({"image": [str(png)], "q": ["what shape?"]})
+    data.cast_column("image", datasets.Image()).save_to_disk(str(tmp_path / "img"))
+    row = next(iter(open_source(f"hf:{tmp_path / 'img'}:train").load()))
+    assert row["q"] == "what shape?"
+    assert set(row["image"]) == {"bytes", "path"}  # stored bytes/path, not a decoded image
+    assert row["image"]["bytes"] == png.read_bytes() or row["image"]["path"] == str(png)

@@ -121,11 +121,12 @@ class HfConnector:
 
     def describe(self, sample_size: int = 20) -> SourceDescription:
         data = self.dataset()
-        self.notes = [n for n in self.notes if not n.endswith(tuple(data.column_names))]
         size = None
         if self.local is not None:
             size = sum(p.stat().st_size for p in self.local.rglob("*") if p.is_file())
-        self.notes.append(f"{len(data)} rows, columns {', '.join(data.column_names)}")
+        shape_note = f"{len(data)} rows, columns {', '.join(data.column_names)}"
+        if shape_note not in self.notes:
+            self.notes.append(shape_note)
         return describe_source(self, sample_size, size=size)
 
     def __repr__(self) -> str:
