@@ -530,10 +530,9 @@ SEQ_PAIRS = (("source", "target"), ("src", "tgt"), ("dialogue", "summary"),
 
 @DETECTORS.register("seq2seq")
 def detect_seq2seq(prof: SampleProfile) -> Detection | None:
+    # Sentences, not ids or tags (one token each) and not boilerplate (a shared prefix).
     texts = [f for f in prof.text_fields(min_len=3)
-             if f.common_prefix < 20 and f.fill >= 0.9 and f.avg_words >= 1 and "." not in f.path]
-    texts = [f for f in texts if not re.fullmatch(r"[\w\-.]+", " ".join(f.strings[:5])[:60] or "x")
-             or f.avg_words > 1]
+             if f.common_prefix < 20 and f.fill >= 0.9 and f.avg_words > 1 and "." not in f.path]
     if len(texts) < 2:
         return None
     by_name = {f.name: f for f in texts}
@@ -567,9 +566,14 @@ def detect_rag(prof: SampleProfile) -> Detection | None:
     question = prof.find(("question", "query", "q"), pred=lambda f: f.is_text)
     if question is None:
         return None
+    def many(v: Any) -> bool:  # a list of passages, or columnar {"title": [...], ...}
+        if isinstance(v, dict):
+            return isinstance(v.get("title"), list) and len(v["title"]) >= 2
+        return isinstance(v, list) and len(v) >= 2
+
     passages = None
     for f in prof.fields.values():
-        if f.values and all(isinstance(v, list) and len(v) >= 2 for v in f.values) and f.name in (
+        if f.values and all(many(v) for v in f.values) and f.name in (
                 "context", "contexts", "passages", "documents", "docs", "ctxs", "retrieved",
                 "paragraphs", "evidence", "searchresults"):
             passages = f
@@ -578,7 +582,8 @@ def detect_rag(prof: SampleProfile) -> Detection | None:
         return None
     answer = prof.find(("answer", "answers", "output", "response"), pred=lambda f: f.is_text)
     fmap = {"question": question.path, "passages": passages.path}
-    avg = sum(len(v) for v in passages.values) / len(passages.values)
+    avg = sum(len(v["title"] if isinstance(v, dict) else v) for v in passages.values) / len(
+        passages.values)
     why = [f"{question.path!r} comes with {avg:.0f} passages on average in {passages.path!r}"]
     conf = 0.7
     if answer:
