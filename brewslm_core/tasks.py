@@ -405,11 +405,16 @@ def start(
         },
     )
     if runner == "thread":
-        event = threading.Event()
-        _CANCEL_EVENTS[(str(project.root), task_id)] = event
-        threading.Thread(
-            target=_execute, args=(project, task_id, event), name=task_id, daemon=True
-        ).start()
+        key = (str(project.root), task_id)
+        event = _CANCEL_EVENTS[key] = threading.Event()
+
+        def run() -> None:
+            try:
+                _execute(project, task_id, event)
+            finally:
+                _CANCEL_EVENTS.pop(key, None)
+
+        threading.Thread(target=run, name=task_id, daemon=True).start()
     else:
         _spawn(project, task_id)
     return task_id

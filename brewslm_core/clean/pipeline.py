@@ -11,6 +11,10 @@ Order of steps for each committed row (each one counts what it changed or remove
    (then none is removed and a ``cleaning_outlier_threshold_exceeded`` warning is recorded);
 4. chunk the kept documents into token windows for retrieval.
 
+rows.jsonl keeps the committed line schema with the cleaned ``record``; its ``text_hash`` is
+recomputed on the cleaned record (``mapping.shapes.text_hash``) and the committed one is kept as
+``clean.source_text_hash``.
+
 Under the ``block`` policy any PII finding blocks the dataset: report.json says ``blocked``,
 rows.jsonl / chunks.jsonl are removed, and a ``cleaning_pii_block`` event is recorded.
 """
@@ -327,6 +331,9 @@ def _run(project: Project, cfg: CleanConfig, ctx: Any) -> CleanReport:
         for w in writers.values():
             w.abort()
         raise
+    # From here until the new report lands, no report: a crash in between leaves "not current"
+    # rather than an old report describing new files.
+    (outdir / REPORT_NAME).unlink(missing_ok=True)
     writers[METADATA_NAME].commit()
     if blocked:
         for name in (ROWS_NAME, CHUNKS_NAME):
