@@ -75,7 +75,8 @@ def run(reader: str, kind: str, path: Path, repeat: int) -> dict:
 
 
 def report(title: str, kind: str, path: Path, repeat: int) -> None:
-    print(f"\n== {title}: {path.name} ({path.stat().st_size / 1e6:.1f} MB), best of {repeat}")
+    print(f"\n== {title}: {path.name} ({path.stat().st_size / 1e6:.1f} MB), best of {repeat}",
+          flush=True)
     results = {name: run(name, kind, path, repeat) for name in READERS}
     ours = results["ours"]
     print(f"{'reader':<8} {'rows':>9} {'seconds':>8} {'rows/s':>11} {'peak RSS MB':>12} "
@@ -87,7 +88,7 @@ def report(title: str, kind: str, path: Path, repeat: int) -> None:
         rate = res["rows"] / res["seconds"]
         ratio = (ours["rows"] / ours["seconds"]) / rate if "error" not in ours else float("nan")
         print(f"{name:<8} {res['rows']:>9} {res['seconds']:>8.3f} {rate:>11,.0f} "
-              f"{res['peak_rss_mb']:>12.0f} {ratio:>10.2f}")
+              f"{res['peak_rss_mb']:>12.0f} {ratio:>10.2f}", flush=True)
 
 
 def main() -> None:

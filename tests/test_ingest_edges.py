@@ -85,3 +85,8 @@ def test_sample_notices_a_changed_file(tmp_path: Path):
     path.write_text("".join(f'{{"i": {i}}}\n' for i in range(30)))
     os.utime(path, ns=(1, 10**18))  # a clearly different mtime, whatever the clock
     assert sample_rows(src, 2)[-1] == (29, {"i": 29})
+
+
+def test_hash_in_a_file_name_is_not_a_record_path(tmp_path: Path):
+    path = _write(tmp_path, "batch#1.json", b'[{"a": 1}]')
+    assert list(open_source(f"json:{path}").load()) == [{"a": 1}]

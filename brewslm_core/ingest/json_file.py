@@ -330,7 +330,7 @@ class JsonConnector(FileConnector):
 
 def split_record_path(target: str) -> tuple[str, str | None]:
     """``file.json#data.paragraphs.qas`` -> (``file.json``, ``data.paragraphs.qas``)."""
-    if "#" in target:
+    if "#" in target and not Path(target).expanduser().exists():
         base, _, frag = target.rpartition("#")
         if frag and "/" not in frag and base:
             return base, frag
