@@ -35,7 +35,7 @@ def small(**over) -> TrainConfig:
         lr=1e-3,
         batch_size=8,
         max_length=32,
-        threads=2,
+        threads=1,
         seed=7,
         max_steps=6,
     )
@@ -49,7 +49,7 @@ def events_of(project, run_id):
 def test_classification_lowers_eval_loss_and_writes_run_folder(project, shared_data):
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     rows = banking_rows(shared_data, 96)
     eval_rows = banking_rows(shared_data, 32, split="test")
     cfg = small(method="full", lr=2e-4, max_steps=6, checkpoint_every=2, keep_checkpoints=2)
@@ -95,7 +95,7 @@ def _adapter_tensors(run_dir):
 def test_cancel_then_resume_matches_an_uninterrupted_run(project, shared_data):
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     rows = banking_rows(shared_data, 40)
     # 40 rows / batch 8 = 5 steps per epoch; 7 steps cross an epoch boundary.
     # MiniLM dropout is on, so equality needs the RNG state restored too.
@@ -134,7 +134,7 @@ def test_cancel_then_resume_matches_an_uninterrupted_run(project, shared_data):
 def test_cancel_file_timeout_and_oom_watchdog_are_recorded(project, shared_data):
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     rows = banking_rows(shared_data, 32)
     steps: list[int] = []
     cfg = small(max_steps=50)

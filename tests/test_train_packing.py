@@ -72,7 +72,7 @@ def test_dispatcher_knows_profiles_and_suggests_names():
 def test_packed_classification_logits_equal_one_text_per_row(shared_data):
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     rows = banking_rows(shared_data, 40)
     cfg = TrainConfig(task_profile="classification", method="full", pack_length=64)
     handler = get_handler("classification")
@@ -95,7 +95,7 @@ def test_packed_classification_logits_equal_one_text_per_row(shared_data):
 def test_packed_sft_loss_equals_per_example_and_targets_are_assistant_only(shared_data):
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     rows = alpaca_rows(shared_data, 5)
     cfg = TrainConfig(task_profile="seq2seq", method="lora", max_length=128, pack_length=256)
     handler = get_handler("seq2seq")

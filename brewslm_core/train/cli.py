@@ -1,0 +1,97 @@
+"""`brewslm train …`: run from the manifest, cancel a run, print its trace."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+
+def _parse_sets(values: list[str]) -> dict:
+    out: dict = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--set takes key=value, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw  # a bare string such as method=full
+    return out
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(help="Train a model on the prepared manifest.", no_args_is_help=True)
+    app.add_typer(group, name="train")
+
+    @group.command("run")
+    def run_command(
+        project_dir: Path = typer.Argument(..., metavar="PROJECT"),
+        sets: list[str] = typer.Option([], "--set", help="Config override key=value (repeat)"),
+        resume: str = typer.Option(None, "--resume", help="Run id to resume from its checkpoint"),
+        as_json: bool = typer.Option(False, "--json", help="Print the result as JSON"),
+    ) -> None:
+        """Train now (in this process) and print the outcome."""
+        from tqdm import tqdm
+
+        from ..project import Project, ProjectError
+        from .config import TrainConfigError
+        from .runner import train_project
+
+        try:
+            project = Project.open(project_dir)
+            bar = tqdm(total=None, unit="step", disable=as_json)
+
+            def progress(done: int, total: int, msg: str) -> None:
+                bar.total = total
+                bar.n = done
+                bar.set_postfix_str(msg)
+                bar.refresh()
+
+            result = train_project(
+                project, _parse_sets(sets), run_id=resume, resume=resume is not None, progress=progress
+            )
+            bar.close()
+        except (ProjectError, TrainConfigError, ValueError, OSError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        if as_json:
+            typer.echo(json.dumps(result.to_dict()))
+        else:
+            typer.echo(
+                f"{result.run_id}: {result.status} after {result.steps} steps, "
+                f"final train loss {result.final_train_loss}"
+            )
+            if result.error:
+                typer.echo(f"  {result.reason_code}: {result.error}")
+        if result.status != "completed":
+            raise typer.Exit(1)
+
+    @group.command("cancel")
+    def cancel_command(
+        project_dir: Path = typer.Argument(..., metavar="PROJECT"), run_id: str = typer.Argument(...)
+    ) -> None:
+        """Ask a running run to stop; it checkpoints and stops within one step."""
+        from ..project import Project
+        from .engine import CANCEL_FILE
+
+        run = Project.open(project_dir).run_dir(run_id)
+        if not run.is_dir():
+            typer.echo(f"error: no run {run_id!r} in {project_dir}", err=True)
+            raise typer.Exit(2)
+        (run / CANCEL_FILE).touch()
+        typer.echo(f"cancel requested for {run_id}")
+
+    @group.command("trace")
+    def trace_command(
+        project_dir: Path = typer.Argument(..., metavar="PROJECT"),
+        run_id: str = typer.Argument(...),
+        split: str = typer.Option(None, help="train or eval"),
+    ) -> None:
+        """Print a run's trace lines (JSON, one per line)."""
+        from ..project import Project
+        from .trace import read_trace
+
+        for line in read_trace(Project.open(project_dir).run_dir(run_id) / "trace.jsonl", split):
+            typer.echo(json.dumps(line))
