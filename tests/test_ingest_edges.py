@@ -90,3 +90,13 @@ def test_sample_notices_a_changed_file(tmp_path: Path):
 def test_hash_in_a_file_name_is_not_a_record_path(tmp_path: Path):
     path = _write(tmp_path, "batch#1.json", b'[{"a": 1}]')
     assert list(open_source(f"json:{path}").load()) == [{"a": 1}]
+
+
+def test_one_column_files(tmp_path: Path, shared_data: Path):
+    answers = open_source(str(shared_data / "vision_language/easy_vqa_test/answers.txt"))
+    rows = list(answers.load())
+    assert len(rows) == 13 and rows[0] == {"col_0": "circle"} and rows[-1] == {"col_0": "no"}
+    named = _write(tmp_path, "t.csv", b"text\nthe first sentence here\nand a second one here\n")
+    assert list(open_source(named).load())[0] == {"text": "the first sentence here"}
+    scores = _write(tmp_path, "s.csv", b"score\n1.5\n2\n")
+    assert list(open_source(scores).load()) == [{"score": "1.5"}, {"score": "2"}]

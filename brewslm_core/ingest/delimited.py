@@ -140,8 +140,16 @@ def choose_quoting(lines: list[str], delimiter: str, base: dict) -> int:
 
 def header_score(first: list[str], rest: list[list[str]]) -> int:
     """> 0 when the first record reads as column names rather than data."""
-    if len(first) == 1 and len(first[0].split()) > 2:
-        return -1  # one column of sentences: its first line is text, not a name
+    if len(first) == 1:
+        # One column: a name only stands out above values of another form (sentences,
+        # numbers); over a plain list of words ("circle", "red", …) the first line is data.
+        values = [r[0].strip() for r in rest if r and r[0].strip()]
+        if len(first[0].split()) > 2 or not values:
+            return -1
+        sentences = sum(len(v.split()) > 2 for v in values) / len(values)
+        numbers = sum(bool(_NUMBER.fullmatch(v)) for v in values) / len(values)
+        if max(sentences, numbers) < 0.5 or first[0].strip() in values:
+            return -1
     score = 0
     for i, cell in enumerate(first):
         value = cell.strip()
