@@ -217,6 +217,18 @@ def test_entities_and_markup_on_real_rows(shared_data):
     assert normalise("AT&T &nothing")[0] == "AT&T &nothing"  # no entity without ";"
 
 
+def test_language_guess_on_real_text(shared_data):
+    from brewslm_core.clean.quality import guess_language
+
+    line = (shared_data / "seq2seq" / "tatoeba_manythings_hin-eng.txt").read_text("utf-8").splitlines()[200]
+    english, hindi, _ = line.split("\t")
+    assert guess_language(hindi) == (None, "DEVANAGARI")  # script known, language not claimed
+    para = squad_contexts(shared_data)[0]
+    assert guess_language(para) == ("en", "LATIN")
+    assert guess_language("Je ne sais pas si vous avez le temps pour un café") == ("fr", "LATIN")
+    assert guess_language("ok") == (None, "LATIN")
+
+
 # ---- fields with offsets -----------------------------------------------------------------
 def _squad_rows(data: Path, n: int = 30) -> list[dict]:
     doc = json.loads((data / "qa_squad" / "squad_v2_dev_Normans_subset.json").read_text("utf-8"))

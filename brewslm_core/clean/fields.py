@@ -114,7 +114,10 @@ def _edit_plain(out: RecordOutcome, path: str, text: str, setter: Setter, raw: b
     new = text
     if not raw:
         new, steps = opts.norm(text)
-        out.steps.update(steps)
+        if new.strip() or not text.strip():
+            out.steps.update(steps)
+        else:
+            new = text  # markup-only text: emptying a field would break the record's shape
     found = opts.find(new)
     out.add(path, found)
     if found and opts.mask_template:

@@ -114,6 +114,7 @@ def guess_language(text: str) -> tuple[str | None, str | None]:
     uniq = set(words)
     hits = sorted(((len(uniq & s), lang) for lang, s in _STOP_SETS.items()), reverse=True)
     (best, lang), (second, _) = hits[0], hits[1]
-    if best >= 2 and best >= 2 * second and best / len(uniq) >= 0.15:
+    share = sum(w in _STOP_SETS[lang] for w in words) / len(words)  # running text is >= ~0.2
+    if best >= 2 and best >= 2 * second and share >= 0.12:
         return lang, script
     return None, script
