@@ -88,7 +88,8 @@ class _Audit:
 def _lengths(tokenizer: Any, texts: list[str], **kwargs: Any) -> list[int]:
     if not texts:
         return []
-    encoded = tokenizer(texts, truncation=False, **kwargs)["input_ids"]
+    encoded = tokenizer(texts, truncation=False, return_attention_mask=False,
+                        return_token_type_ids=False, **kwargs)["input_ids"]
     return [len(ids) for ids in encoded]
 
 
