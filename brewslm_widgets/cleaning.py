@@ -28,9 +28,11 @@ class CleaningPanel(BrewWidget):
     removed_by_reason = t.Dict().tag(sync=True)
     pii_by_type = t.Dict().tag(sync=True)
     quality_hist = t.Dict().tag(sync=True)  # {"edges": [...], "counts": [...]}
+    readonly = t.Bool(False).tag(sync=True)  # dashboards: the last report, no start button
 
-    def __init__(self, project: Any, config: Any = None, *, poll: float = 0.2, **kwargs: Any):
-        super().__init__(**kwargs)
+    def __init__(self, project: Any, config: Any = None, *, poll: float = 0.2,
+                 readonly: bool = False, **kwargs: Any):
+        super().__init__(readonly=readonly, **kwargs)
         self.project = project
         self.config = config
         self.poll = poll
@@ -64,6 +66,8 @@ class CleaningPanel(BrewWidget):
     def _start(self, config: Any) -> None:
         from brewslm_core.clean import start_clean
 
+        if self.readonly:
+            raise RuntimeError("this panel is a read-only report; start a clean from a notebook")
         if self._publisher is not None and self._publisher.is_alive():
             raise RuntimeError(f"a clean is already running ({self.task_id}); wait or cancel it")
         task_id = start_clean(self.project, config)

@@ -22,11 +22,11 @@ function renderCleaning({ model, el }) {
     const hist = model.get("quality_hist");
     const max = Math.max(1, ...(hist.counts || []));
     root.dataset.state = state;
-    root.replaceChildren(
-      h("div", { class: "bsl-title" }, "Clean", h("span", { class: "bsl-count" }, model.get("task_id") || "not started")),
+    fill(root,
+      h("div", { class: "bsl-title" }, "Clean", h("span", { class: "bsl-count" }, model.get("task_id") || (model.get("readonly") ? "last report" : "not started"))),
       h("div", { class: "bsl-actions" },
-        h("button", { class: "bsl-start", disabled: running, onclick: () => track.send({ type: "start" }) }, "Start clean"),
-        running ? h("button", { class: "bsl-cancel", onclick: () => track.send({ type: "cancel" }) }, "Cancel") : null,
+        model.get("readonly") ? null : h("button", { class: "bsl-start", disabled: running, onclick: () => track.send({ type: "start" }) }, "Start clean"),
+        running && !model.get("readonly") ? h("button", { class: "bsl-cancel", onclick: () => track.send({ type: "cancel" }) }, "Cancel") : null,
         h("progress", { class: "bsl-progress", max: total || 1, value: total ? model.get("done") : (state === "succeeded" ? 1 : 0) }),
         h("span", { class: "bsl-state" }, state ? `${state} ${total ? `${model.get("done")}/${total}` : ""} ${model.get("message")}` : "")),
       errorLine(model),

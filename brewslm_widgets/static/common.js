@@ -17,6 +17,13 @@ function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+// replaceChildren() would print null as "null": drop empty slots and flatten lists first.
+function fill(el, ...children) {
+  el.replaceChildren(
+    ...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false),
+  );
+}
+
 function fmt(value) {
   if (value === null || value === undefined) return "";
   if (typeof value === "object") return JSON.stringify(value);

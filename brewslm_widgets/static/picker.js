@@ -74,7 +74,7 @@ function renderPicker({ model, el }) {
     }
 
     const chosen = model.get("chosen");
-    root.replaceChildren(
+    fill(root,
       h("div", { class: "bsl-title" }, "Shape hypotheses",
         h("span", { class: "bsl-count" }, model.get("locator")),
         h("button", { class: "bsl-reload", onclick: () => track.send({ type: "reload" }) }, "Re-introspect")),

@@ -51,7 +51,7 @@ function renderRejections({ model, el }) {
           h("button", { class: "bsl-commit", disabled: model.get("busy"), onclick: () => track.send({ type: "commit" }) },
             `Commit ${s.accepted ?? ""} rows`));
 
-    root.replaceChildren(
+    fill(root,
       h("div", { class: "bsl-title" }, `Dry run: ${model.get("shape")}`, h("span", { class: "bsl-count" }, model.get("locator"))),
       h("div", { class: "bsl-summary" },
         h("span", { class: "bsl-total" }, `${s.total ?? 0} rows`), " · ",

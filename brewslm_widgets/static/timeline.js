@@ -99,7 +99,7 @@ function renderTimeline({ model, el }) {
       h("thead", {}, h("tr", {}, shown.map((c) => h("th", {}, c)))),
       h("tbody", {}, body),
     );
-    root.replaceChildren(
+    fill(root,
       h("div", { class: "bsl-title" }, "Run events", h("span", { class: "bsl-count" }, `${model.get("total")} rows`),
         model.get("busy") ? h("span", { class: "bsl-busy" }, "working…") : null),
       controls,

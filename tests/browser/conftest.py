@@ -87,8 +87,24 @@ def offline_page(page):  # -> (page, PageLog)
     page.context.route("**/*", route)
     page.on("console", lambda m: m.type == "error" and log.errors.append(m.text))
     page.on("pageerror", lambda exc: log.errors.append(f"pageerror: {exc}"))
-    page.set_default_timeout(60_000)
-    return page, log
+    page.set_default_timeout(120_000)  # generous: CI machines run other jobs too
+    yield page, log
+    if log.errors:
+        print("\n[browser console errors]", *log.errors[:20], sep="\n  ")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed and "offline_page" in item.funcargs:
+        page, _ = item.funcargs["offline_page"]
+        try:  # leave a picture and the page text behind for whoever reads the failure
+            screenshot(page, f"FAILED-{item.name}")
+            text = page.locator("body").inner_text(timeout=2000)
+            report.sections.append(("page text", text[-3000:]))
+        except Exception as exc:  # noqa: BLE001 - a dead page must not hide the real failure
+            report.sections.append(("page text", f"unavailable: {exc}"))
 
 
 def screenshot(page, name: str) -> Path:
