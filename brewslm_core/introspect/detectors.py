@@ -91,6 +91,7 @@ def detect_alpaca(prof: SampleProfile) -> Detection | None:
         fmap["output"] = out.path
         if inp is not None and inp.path not in (ins.path, out.path):
             fmap["input"] = inp.path
+            why.append(f"{inp.path!r} is the optional input ({_pct(inp.fill)} filled)")
     if "output" not in fmap:
         return None
     exact = ins.name == "instruction" and (nested or norm(fmap["output"]) == "output")
@@ -557,7 +558,11 @@ def detect_seq2seq(prof: SampleProfile) -> Detection | None:
                 src, tgt = (a, b) if a.avg_len > b.avg_len else (b, a)
                 why = (f"{src.path!r} (avg {src.avg_words:.0f} words) condenses into "
                        f"{tgt.path!r} (avg {tgt.avg_words:.0f} words): a summarisation pair")
-                return Detection(0.75, why, {"source": src.path, "target": tgt.path})
+                conf = 0.75
+                if prof.find(("instruction", "prompt", "question", "query")):
+                    conf = 0.45
+                    why += "; but an instruction/question field points to a chat shape"
+                return Detection(conf, why, {"source": src.path, "target": tgt.path})
     return None
 
 
