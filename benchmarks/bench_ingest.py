@@ -93,13 +93,15 @@ def report(title: str, kind: str, path: Path, repeat: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000, help="generated JSONL rows")
+    parser.add_argument("--rows", type=int, default=1_000_000,
+                        help="generated JSONL rows (0 skips the generated file)")
     parser.add_argument("--repeat", type=int, default=3, help="best of N (banking77)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "generated.jsonl"
-        make_jsonl(path, args.rows)
-        report(f"generated JSONL, {args.rows:,} rows", "jsonl", path, 1)
+    if args.rows > 0:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "generated.jsonl"
+            make_jsonl(path, args.rows)
+            report(f"generated JSONL, {args.rows:,} rows", "jsonl", path, 1)
     if BANKING.is_file():
         report("banking77 train.csv", "csv", BANKING, args.repeat)
     else:

@@ -127,8 +127,12 @@ def choose_quoting(lines: list[str], delimiter: str, base: dict) -> int:
         return csv.QUOTE_MINIMAL
     if _record_count(lines, base) == len(lines):
         return csv.QUOTE_MINIMAL  # every record is one line: nothing merged, RFC quoting is right
+    literal_dialect = {**base, "quoting": csv.QUOTE_NONE, "escapechar": None}
+    head_share, head_width = consistency(_records(lines[:1000], literal_dialect))
+    if head_width < 2 or head_share < 0.999:
+        return csv.QUOTE_MINIMAL  # literal quotes split lines unevenly: they are real quoting
     minimal = _records(lines, base)
-    literal = _records(lines, {**base, "quoting": csv.QUOTE_NONE, "escapechar": None})
+    literal = _records(lines, literal_dialect)
     if len(minimal) >= len(literal):
         return csv.QUOTE_MINIMAL
     lit_share, lit_width = consistency(literal)
