@@ -63,6 +63,7 @@ def test_dry_run_accounts_for_every_row_by_reason(mixed_jsonl):
     assert len(report.accepted_sample) == 5
     dup = next(g for g in report.groups if g.reason == "duplicate_row")
     assert dup.examples[0].row_index == 19 and dup.examples[0].raw["label"] == "b"
+    assert "row 3 of this import" in dup.examples[0].detail
     sentinel = next(g for g in report.groups if g.reason == "unparseable_row").examples[0]
     assert "broken json" in sentinel.raw
     json.dumps(report.to_dict())
@@ -123,6 +124,7 @@ def test_commit_appends_emits_event_and_second_commit_is_all_duplicates(project,
     # A dry run inside the project sees the committed rows as duplicates too.
     report = dry_run(locator, "classification", project=project)
     assert report.by_reason == {"duplicate_row": 3080}
+    assert "already committed" in report.groups[0].examples[0].detail
 
 
 def test_low_confidence_commit_is_refused_without_force(project, shared_data):

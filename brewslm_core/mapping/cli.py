@@ -45,7 +45,10 @@ def _render_dry_run(report: Any) -> None:
         example = ""
         if group.examples:
             first = group.examples[0]
-            example = f"row {first.row_index}: {first.detail}"
+            raw = first.raw if isinstance(first.raw, str) else json.dumps(first.raw,
+                                                                          ensure_ascii=False)
+            raw = raw if len(raw) <= 80 else raw[:77] + "..."
+            example = f"row {first.row_index}: {first.detail}\n  {raw}"
         elif group.reason in report.dropped_reasons:
             example = "(dropped from the sample)"
         table.add_row(group.reason, str(group.count), ROW_REJECT_CODES.get(group.reason, ""),

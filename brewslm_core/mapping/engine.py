@@ -90,12 +90,13 @@ def _check_record(shape: str, record: dict[str, Any]) -> dict[str, Any]:
 
 
 def map_rows(conn: Connector, shape: str, field_map: dict[str, str], options: dict[str, Any],
-             seen: set[bytes] | None = None) -> Iterator[TransformedRow | RejectedRow]:
-    """Map every row of the source, in order. ``seen`` holds hash digests already taken."""
+             committed: set[bytes] | None = None) -> Iterator[TransformedRow | RejectedRow]:
+    """Map every row of the source, in order. ``committed`` holds digests committed before."""
     mapper = MAPPERS.get(shape)
     reset_media_cache()
     base_dir = getattr(conn, "base_dir", None)
-    seen = set() if seen is None else seen
+    committed = committed or set()
+    first_seen: dict[bytes, int] = {}  # digest -> row index that took it, for the detail
     for index, row in enumerate(conn.load()):
         if isinstance(row, SentinelRow):
             yield RejectedRow(index, "unparseable_row",
@@ -108,12 +109,15 @@ def map_rows(conn: Connector, shape: str, field_map: dict[str, str], options: di
             continue
         digest = hash_bytes(shape, record)
         key = digest[:16]  # half the digest keeps 1M keys small in memory
-        if key in seen:
+        if key in committed:
             yield RejectedRow(index, "duplicate_row",
-                              "the same row text was already taken in this import or committed "
-                              "earlier", row)
+                              "the same row text is already committed in this project", row)
             continue
-        seen.add(key)
+        if key in first_seen:
+            yield RejectedRow(index, "duplicate_row",
+                              f"the same row text as row {first_seen[key]} of this import", row)
+            continue
+        first_seen[key] = index
         yield TransformedRow(index, shape, record, digest.hex())
 
 
@@ -230,9 +234,8 @@ def _committed_lines(project: Project, conn: Connector, shape: str, fmap: dict[s
     It starts inside the store's commit lock, so reading the committed hashes here sees every
     earlier commit, including one that finished while this one waited.
     """
-    seen = committed_keys(project)
     profile = task_profile(shape)
-    for item in map_rows(conn, shape, fmap, opts, seen):
+    for item in map_rows(conn, shape, fmap, opts, committed_keys(project)):
         if isinstance(item, RejectedRow):
             meta["rejected"] += 1
             continue
