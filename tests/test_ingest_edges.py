@@ -100,3 +100,23 @@ def test_one_column_files(tmp_path: Path, shared_data: Path):
     assert list(open_source(named).load())[0] == {"text": "the first sentence here"}
     scores = _write(tmp_path, "s.csv", b"score\n1.5\n2\n")
     assert list(open_source(scores).load()) == [{"score": "1.5"}, {"score": "2"}]
+
+
+def test_binary_files_are_refused_with_what_they_are(tmp_path: Path, shared_data: Path):
+    import pytest
+
+    from brewslm_core.ingest import IngestError
+
+    png = shared_data / "vision_language/easy_vqa_test/images/0.png"
+    noise = _write(tmp_path, "noise.csv", bytes(range(256)) * 20)
+    for locator, what in ((str(png), "PNG image"), (f"csv:{png}", "PNG image"),
+                          (noise, "binary data"), (f"jsonl:{noise}", "binary data")):
+        with pytest.raises(IngestError, match=what) as err:
+            open_source(locator).describe()
+        assert err.value.reason_code == "ingest_unsupported_format"
+
+
+def test_utf16_without_bom_is_text(tmp_path: Path):
+    path = _write(tmp_path, "u16.csv", "name,city\nZoë,Zürich\nJosé,Málaga\n".encode("utf-16-le"))
+    rows = list(open_source(path).load())
+    assert rows == [{"name": "Zoë", "city": "Zürich"}, {"name": "José", "city": "Málaga"}]

@@ -126,8 +126,51 @@ def placeholder_problem(head: bytes) -> str | None:
     return None
 
 
-def raise_if_placeholder(path: Path) -> None:
-    problem = placeholder_problem(read_head(path, 4096))
+# Formats people point a text locator at by mistake: magic bytes -> what it is, what to do.
+BINARY_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"PK\x03\x04", "a zip archive (an Excel .xlsx is one too): unzip it, or save the sheet "
+                     "as CSV, and point at the file inside"),
+    (b"\x89PNG", "a PNG image: put images in a folder and use dir:FOLDER"),
+    (b"\xff\xd8\xff", "a JPEG image: put images in a folder and use dir:FOLDER"),
+    (b"GIF8", "a GIF image: convert it to PNG and use dir:FOLDER"),
+    (b"RIFF", "a RIFF (WAV/WebP) media file: put media in a folder and use dir:FOLDER"),
+    (b"OggS", "an Ogg audio file: put audio in a folder and use dir:FOLDER"),
+    (b"fLaC", "a FLAC audio file: put audio in a folder and use dir:FOLDER"),
+    (b"ID3", "an MP3 audio file: put audio in a folder and use dir:FOLDER"),
+    (b"%PDF", "a PDF document: extract its text first"),
+    (b"SQLite format 3\x00", "an SQLite database: export the table to CSV or Parquet"),
+    (b"\xd0\xcf\x11\xe0", "an old Office document (.xls/.doc): save it as CSV"),
+    (b"7z\xbc\xaf", "a 7z archive: extract it and point at the file inside"),
+    (b"Rar!", "a RAR archive: extract it and point at the file inside"),
+    (b"PAR1", "a Parquet file: use parquet:PATH"),
+)
+
+
+def binary_problem(head: bytes) -> str | None:
+    """A note when bytes meant as text are a known binary format or plainly not text."""
+    for magic, what in BINARY_MAGIC:
+        if head.startswith(magic):
+            return what
+    sample = head[:8192]
+    if not sample or sample.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return None  # empty, or UTF-16/32 text with a byte order mark
+    if max(sample[0::2].count(0), sample[1::2].count(0)) > 0.4 * len(sample) / 2:
+        return None  # UTF-16 text without a byte order mark: NUL in every other byte
+    try:
+        sample.decode("utf-8")
+        return None  # valid UTF-8 is text, NUL bytes and all
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(sample) - 4:
+            return None  # a character cut at the sample's end
+    controls = sum(1 for b in sample if b < 32 and b not in (9, 10, 12, 13, 11) or b == 127)
+    if controls / len(sample) > 0.05:
+        return "binary data, not text: check that this is the file you meant"
+    return None
+
+
+def raise_if_placeholder(path: Path, text: bool = True) -> None:
+    head = read_head(path, 8192)
+    problem = placeholder_problem(head) or (binary_problem(head) if text else None)
     if problem:
         raise IngestError(f"{path.name}: {problem}", "ingest_unsupported_format")
 

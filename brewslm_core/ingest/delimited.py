@@ -33,6 +33,7 @@ from pathlib import Path
 from ..contracts import SentinelRow
 from .base import (
     Row,
+    binary_problem,
     display_raw,
     has_surrogates,
     open_binary,
@@ -208,7 +209,8 @@ class DelimitedConnector(FileConnector):
         self.kind = kind
         self.forced_delimiter = delimiter
         self._layout: Layout | None = None
-        if placeholder_problem(read_head(path, 4096)) is None:
+        head = read_head(path, 8192)
+        if placeholder_problem(head) is None and binary_problem(head) is None:
             self.layout  # noqa: B018 - detect now so ``kind`` (csv or tsv) is right from the start
 
     @property

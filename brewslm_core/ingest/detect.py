@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .base import placeholder_problem, read_head
+from .base import binary_problem, placeholder_problem, read_head
 from .encoding import bom_encoding, utf16_without_bom
 from .json_file import looks_like_json_lines
 
@@ -48,6 +48,9 @@ def detect_kind(path: Path) -> tuple[str, str | None]:
         return _kind_from_name(path) or "csv", problem
     if head.startswith(PARQUET_MAGIC):
         return "parquet", "parquet magic bytes"
+    binary = binary_problem(head)
+    if binary:
+        return _kind_from_name(path) or "csv", binary  # load()/describe() raise with this
     by_name = _kind_from_name(path)
     if not head.strip():
         return by_name or "csv", "empty file: kind from its name"

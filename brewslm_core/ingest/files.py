@@ -18,6 +18,7 @@ class FileConnector:
 
     kind = "file"
     text_values = False  # True when every value is a string typed by its spelling (CSV, TSV)
+    text_format = True  # False for binary formats (parquet): skip the "is this text" check
 
     def __init__(self, path: Path, locator: str) -> None:
         self.path = path
@@ -36,7 +37,7 @@ class FileConnector:
             self.static_notes.append(text)
 
     def load(self) -> Iterator[Row]:
-        raise_if_placeholder(self.path)
+        raise_if_placeholder(self.path, self.text_format)
         self.pass_notes = []
         yield from self._rows()
 
@@ -44,7 +45,7 @@ class FileConnector:
         raise NotImplementedError
 
     def describe(self, sample_size: int = 20) -> SourceDescription:
-        raise_if_placeholder(self.path)
+        raise_if_placeholder(self.path, self.text_format)
         return describe_source(
             self, sample_size, size=file_size(self.path), text_values=self.text_values
         )

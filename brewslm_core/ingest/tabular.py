@@ -14,6 +14,7 @@ class ParquetConnector(FileConnector):
     """Streams record batches, so memory stays at one batch whatever the file size."""
 
     kind = "parquet"
+    text_format = False
     batch_rows = 4096
 
     def __init__(self, path, locator: str) -> None:  # type: ignore[no-untyped-def]
