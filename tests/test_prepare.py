@@ -327,3 +327,9 @@ def test_bad_inputs_get_clear_errors(project: Project, shared_data: Path) -> Non
         prepare(project)
     with pytest.raises(PrepareError, match="eval_fraction"):
         prepare(project, eval_fraction=1.5)
+    commit(project, "b2", "classification", banking(shared_data, "train", limit=10))
+    with pytest.raises(PrepareError, match="seed must be"):
+        prepare(project, seed=-1)
+    with pytest.raises(PrepareError, match=r"more than all-minilm-l6-v2 accepts \(512"):
+        prepare(project, max_length=1024)
+    assert not project.manifest_path.exists()

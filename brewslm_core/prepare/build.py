@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -111,6 +114,14 @@ def _planned_model(project: Project, base_model: str | None, profile: str,
     length = int(length or prof.DEFAULT_MAX_LENGTH[profile])
     if length < 8:
         raise PrepareError(f"max_length {length} is too small; use at least 8 (e.g. 128)")
+    limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(limit, int) and limit < 100_000:  # huge values mean "no limit recorded"
+        entry["model_max_length"] = limit
+        if length > limit:
+            raise PrepareError(
+                f"max_length {length} is more than {entry['name']} accepts ({limit} tokens); "
+                f"use max_length <= {limit} or another base model"
+            )
     return entry, tokenizer, length
 
 
@@ -138,6 +149,18 @@ def _line(row: dict[str, Any], split: str) -> dict[str, Any]:
     return out
 
 
+@contextmanager
+def _prepare_lock(project: Project) -> Iterator[None]:
+    """One prepare at a time per project (a notebook and the CLI may both run it)."""
+    project.prepared_dir.mkdir(parents=True, exist_ok=True)
+    with open(project.prepared_dir / ".prepare.lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def prepare(
     project: Project,
     *,
@@ -152,6 +175,20 @@ def prepare(
     Raises PrepareError (with an adapter error event where the taxonomy has a code) when the
     rows cannot be prepared; the message says what to do.
     """
+    with _prepare_lock(project):
+        return _prepare(project, task_profile=task_profile, eval_fraction=eval_fraction,
+                        seed=seed, base_model=base_model, max_length=max_length)
+
+
+def _prepare(
+    project: Project,
+    *,
+    task_profile: str | None,
+    eval_fraction: float,
+    seed: int | None,
+    base_model: str | None,
+    max_length: int | None,
+) -> Manifest:
     try:
         check_fraction(eval_fraction)
         rows, source = load_rows(project)
@@ -162,6 +199,8 @@ def prepare(
             "the project has no committed rows; import data first (map dry run, then commit)"
         )
     seed = int(project.config.get("runtime", {}).get("seed", 13) if seed is None else seed)
+    if not 0 <= seed < 2**32:
+        raise PrepareError(f"seed must be between 0 and 2**32 - 1, got {seed}")
 
     choice = _choose_profile(project, task_profile, Counter(r["task_profile"] for r in rows))
     excluded: Counter[str] = Counter()
