@@ -9,11 +9,17 @@ from __future__ import annotations
 from ...registry import Registry
 from .base import IGNORE, Example, TaskHandler, lay_out
 from .classification import ClassificationHandler
+from .qa import QAHandler
+from .safety import SafetyHandler
 from .seq2seq import Seq2SeqHandler
+from .structured import StructuredExtractionHandler
 
 HANDLERS: Registry[type] = Registry("task handler")
 HANDLERS.register("classification")(ClassificationHandler)
 HANDLERS.register("seq2seq")(Seq2SeqHandler)
+HANDLERS.register("qa")(QAHandler)
+HANDLERS.register("structured_extraction")(StructuredExtractionHandler)
+HANDLERS.register("safety")(SafetyHandler)
 
 
 def get_handler(task_profile: str) -> TaskHandler:
