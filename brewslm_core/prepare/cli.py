@@ -46,11 +46,11 @@ def register(app: typer.Typer) -> None:
         project_dir: Path = typer.Argument(..., metavar="PROJECT", help="Project directory"),
         task_profile: str = typer.Option(
             None, "--task-profile", help="Task profile (or shape) to prepare; default: the "
-            "[adapter] preset, else inferred when all rows share one profile"),
+            "\\[adapter] preset, else inferred when all rows share one profile"),
         eval_fraction: float = typer.Option(0.1, "--eval-fraction", help="Share of rows for eval"),
-        seed: int = typer.Option(None, "--seed", help="Split seed (default: [runtime] seed)"),
+        seed: int = typer.Option(None, "--seed", help="Split seed (default: \\[runtime] seed)"),
         base_model: str = typer.Option(None, "--base-model",
-                                       help="Planned base model (default: [model] base)"),
+                                       help="Planned base model (default: \\[model] base)"),
         max_length: int = typer.Option(None, "--max-length", help="Planned max tokens per row"),
         as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON"),
     ) -> None:
