@@ -202,135 +202,152 @@ def _run(project: Project, cfg: CleanConfig, ctx: Any) -> CleanReport:
     offsets: Counter[str] = Counter()
     languages: Counter[str] = Counter()
     pii_docs = 0
+    n_rows = 0
     seen: dict[str, str] = {}
-    metas: list[dict[str, Any]] = []  # one per input row
-    kept: list[tuple[int, dict[str, Any], str]] = []  # (meta index, row, document text)
-
-    ctx.progress(0, total, "cleaning rows")
-    for n, row in enumerate(store.read_committed(project), start=1):
-        if n % _TICK == 0:
-            ctx.check_cancelled()
-            ctx.progress(n, total, "cleaning rows")
-        shape, rec = row["shape"], row["record"]
-        doc_id = f"{row['import_id']}:{row['row_index']}"
-        out = edit_record(shape, rec, opts)
-        doc = record_text(shape, rec)
-        actions = sorted(out.steps)
-        changed.update(out.steps)
-        if out.offsets:
-            offsets[out.offsets] += 1
-        if out.findings:
-            pii_docs += 1
-            pii_by_type.update(f["type"] for f in out.findings)
-            if opts.mask_template and not out.unmaskable:
-                actions.append("pii_mask")
-                changed["pii_mask"] += 1
-        q = quality(doc) if cfg.quality else None
-        lang, script = guess_language(doc)
-        languages[lang or "unknown"] += 1
-        meta: dict[str, Any] = {
-            "import_id": row["import_id"],
-            "row_index": row["row_index"],
-            "shape": shape,
-            "source_text_hash": row.get("text_hash"),
-            "text_hash": text_hash(shape, rec),
-            "kept": True,
-            "removed_reason": None,
-            "duplicate_of": None,
-            "pii": out.findings,
-            "quality": q,
-            "language": lang,
-            "script": script,
-            "actions": actions,
-            "offsets": out.offsets,
-            "n_chars": len(doc),
-        }
-        reason = None
-        if out.unmaskable and cfg.pii_policy == "mask":
-            reason = "pii_unmaskable"
-        elif out.findings and cfg.pii_policy == "drop":
-            reason = "pii"
-        elif cfg.exact_dedup:
-            extra = ""
-            if shape == "vision_language":
-                extra = json.dumps(rec.get("images", []))
-            elif shape == "audio_transcript":
-                extra = str(rec.get("audio", ""))
-            key = exact_key(doc, f"{shape}\x00{extra}")
-            if key in seen:
-                reason, meta["duplicate_of"] = "exact_duplicate", seen[key]
-            else:
-                seen[key] = doc_id
-        if reason is None and near is not None and shape not in MEDIA_SHAPES:
-            dup_of, sim = near.check_and_add(doc_id, doc)
-            if dup_of is not None:
-                reason, meta["duplicate_of"], meta["near_dup_similarity"] = "near_duplicate", dup_of, sim
-        if reason is not None:
-            meta["kept"], meta["removed_reason"] = False, reason
-            removed[reason] += 1
-        else:
-            kept.append((len(metas), row, doc))
-        metas.append(meta)
-    ctx.check_cancelled()
-    ctx.progress(len(metas), total, "outliers")
-
-    # Outliers: decided over the whole set, because the cap is a share of all rows.
-    flagged = [k for k in kept if cfg.quality and metas[k[0]]["quality"]["score"] < cfg.min_quality]
-    cap_n = int(cfg.max_outlier_fraction * len(metas))
-    exceeded = bool(cfg.remove_outliers and len(flagged) > cap_n)
-    outliers = {"flagged": len(flagged), "removed": 0, "min_quality": cfg.min_quality,
-                "cap_fraction": cfg.max_outlier_fraction, "cap_rows": cap_n,
-                "threshold_exceeded": exceeded}
-    if cfg.remove_outliers and flagged and not exceeded:
-        drop = {id(k) for k in flagged}
-        for k in flagged:
-            metas[k[0]]["kept"], metas[k[0]]["removed_reason"] = False, "low_quality"
-        kept = [k for k in kept if id(k) not in drop]
-        removed["low_quality"] += len(flagged)
-        outliers["removed"] = len(flagged)
-    for k in flagged:
-        metas[k[0]]["outlier"] = True
-
-    blocked = bool(cfg.pii and cfg.pii_policy == "block" and pii_docs)
-    chunk_spans_: list[list[tuple[int, int, int]]] = []
-    if cfg.chunk and kept and not blocked:
-        from .chunk import chunk_spans
-
-        ctx.progress(len(metas), total, "chunking")
-        chunk_spans_ = chunk_spans([d for _, _, d in kept], cfg.chunk_tokens, cfg.chunk_overlap)
-    ctx.check_cancelled()
-    ctx.progress(len(metas), total, "writing")
-
-    # Write everything under temporary names first; report.json goes last and marks completion.
+    scores: list[float] = []
+    # Memory stays small: metadata goes to a first-pass file at once; a kept row is held only
+    # as its finished JSON line, its document text and its quality score.
+    # (row number, finished JSON line, document text, quality score, "import:row", text_hash)
+    kept: list[tuple[int, str, str, float | None, str, str]] = []
     outdir = project.cleaned_dir
-    writers = {name: _Writer(outdir / name) for name in (METADATA_NAME, ROWS_NAME, CHUNKS_NAME)}
-    n_chunks = 0
+    pass1 = _Writer(outdir / "metadata.pass1.jsonl")
     try:
-        for meta in metas:
-            writers[METADATA_NAME].write(meta)
-        if not blocked:
-            for i, (mi, row, doc) in enumerate(kept):
-                meta = metas[mi]
+        ctx.progress(0, total, "cleaning rows")
+        for n_rows, row in enumerate(store.read_committed(project), start=1):
+            if n_rows % _TICK == 0:
+                ctx.check_cancelled()
+                ctx.progress(n_rows, total, "cleaning rows")
+            shape, rec = row["shape"], row["record"]
+            doc_id = f"{row['import_id']}:{row['row_index']}"
+            out = edit_record(shape, rec, opts)
+            doc = record_text(shape, rec)
+            actions = sorted(out.steps)
+            changed.update(out.steps)
+            if out.offsets:
+                offsets[out.offsets] += 1
+            if out.findings:
+                pii_docs += 1
+                pii_by_type.update(f["type"] for f in out.findings)
+                if opts.mask_template and not out.unmaskable:
+                    actions.append("pii_mask")
+                    changed["pii_mask"] += 1
+            q = quality(doc) if cfg.quality else None
+            if q is not None:
+                scores.append(q["score"])  # type: ignore[arg-type]
+            lang, script = guess_language(doc)
+            languages[lang or "unknown"] += 1
+            meta: dict[str, Any] = {
+                "import_id": row["import_id"],
+                "row_index": row["row_index"],
+                "shape": shape,
+                "source_text_hash": row.get("text_hash"),
+                "text_hash": text_hash(shape, rec),
+                "kept": True,
+                "removed_reason": None,
+                "duplicate_of": None,
+                "pii": out.findings,
+                "quality": q,
+                "language": lang,
+                "script": script,
+                "actions": actions,
+                "offsets": out.offsets,
+                "n_chars": len(doc),
+            }
+            reason = None
+            if out.unmaskable and cfg.pii_policy == "mask":
+                reason = "pii_unmaskable"
+            elif out.findings and cfg.pii_policy == "drop":
+                reason = "pii"
+            elif cfg.exact_dedup:
+                extra = ""
+                if shape == "vision_language":
+                    extra = json.dumps(rec.get("images", []))
+                elif shape == "audio_transcript":
+                    extra = str(rec.get("audio", ""))
+                key = exact_key(doc, f"{shape}\x00{extra}")
+                if key in seen:
+                    reason, meta["duplicate_of"] = "exact_duplicate", seen[key]
+                else:
+                    seen[key] = doc_id
+            if reason is None and near is not None and shape not in MEDIA_SHAPES:
+                dup_of, sim = near.check_and_add(doc_id, doc)
+                if dup_of is not None:
+                    reason, meta["duplicate_of"] = "near_duplicate", dup_of
+                    meta["near_dup_similarity"] = sim
+            if reason is not None:
+                meta["kept"], meta["removed_reason"] = False, reason
+                removed[reason] += 1
+            else:
                 row_out = {**row, "text_hash": meta["text_hash"], "clean": {
                     "source_text_hash": meta["source_text_hash"],
-                    "quality": meta["quality"]["score"] if meta["quality"] else None,
-                    "pii": sorted({f["type"] for f in meta["pii"]}),
-                    "language": meta["language"],
-                    "actions": meta["actions"],
+                    "quality": q["score"] if q else None,
+                    "pii": sorted({f["type"] for f in out.findings}),
+                    "language": lang,
+                    "actions": actions,
                 }}
-                writers[ROWS_NAME].write(row_out)
-                for j, (s, e, ntok) in enumerate(chunk_spans_[i] if chunk_spans_ else []):
-                    writers[CHUNKS_NAME].write({
-                        "chunk_id": f"{row['import_id']}:{row['row_index']}:{j}",
-                        "import_id": row["import_id"], "row_index": row["row_index"],
-                        "text_hash": meta["text_hash"], "chunk_index": j,
-                        "start_char": s, "end_char": e, "n_tokens": ntok, "text": doc[s:e],
-                    })
-                    n_chunks += 1
-    except BaseException:
-        for w in writers.values():
-            w.abort()
-        raise
+                kept.append((n_rows - 1, json.dumps(row_out, ensure_ascii=False), doc,
+                             q["score"] if q else None, doc_id,  # type: ignore[arg-type]
+                             meta["text_hash"]))
+            pass1.write(meta)
+        pass1.fh.flush()
+        ctx.check_cancelled()
+        ctx.progress(n_rows, total, "outliers")
+
+        # Outliers: decided over the whole set, because the cap is a share of all rows.
+        flagged = [k for k in kept if k[3] is not None and k[3] < cfg.min_quality]
+        cap_n = int(cfg.max_outlier_fraction * n_rows)
+        exceeded = bool(cfg.remove_outliers and len(flagged) > cap_n)
+        outliers = {"flagged": len(flagged), "removed": 0, "min_quality": cfg.min_quality,
+                    "cap_fraction": cfg.max_outlier_fraction, "cap_rows": cap_n,
+                    "threshold_exceeded": exceeded}
+        flagged_rows = {k[0] for k in flagged}
+        drop_rows: set[int] = set()
+        if cfg.remove_outliers and flagged and not exceeded:
+            drop_rows = flagged_rows
+            kept = [k for k in kept if k[0] not in drop_rows]
+            removed["low_quality"] += len(flagged)
+            outliers["removed"] = len(flagged)
+
+        blocked = bool(cfg.pii and cfg.pii_policy == "block" and pii_docs)
+        chunk_spans_: list[list[tuple[int, int, int]]] = []
+        if cfg.chunk and kept and not blocked:
+            from .chunk import chunk_spans
+
+            ctx.progress(n_rows, total, "chunking")
+            chunk_spans_ = chunk_spans([k[2] for k in kept], cfg.chunk_tokens, cfg.chunk_overlap)
+        ctx.check_cancelled()
+        ctx.progress(n_rows, total, "writing")
+
+        # Write everything under temporary names; report.json goes last and marks completion.
+        writers = {name: _Writer(outdir / name) for name in (METADATA_NAME, ROWS_NAME, CHUNKS_NAME)}
+        n_chunks = 0
+        try:
+            with open(pass1.tmp, encoding="utf-8") as fh:
+                for i, line in enumerate(fh):
+                    if i in flagged_rows:
+                        meta = json.loads(line)
+                        meta["outlier"] = True
+                        if i in drop_rows:
+                            meta["kept"], meta["removed_reason"] = False, "low_quality"
+                        line = json.dumps(meta, ensure_ascii=False) + "\n"
+                    writers[METADATA_NAME].fh.write(line)
+            if not blocked:
+                for i, (_, line, doc, _, doc_id, thash) in enumerate(kept):
+                    writers[ROWS_NAME].fh.write(line + "\n")
+                    for j, (a, b, ntok) in enumerate(chunk_spans_[i] if chunk_spans_ else []):
+                        import_id, row_index = doc_id.rsplit(":", 1)
+                        writers[CHUNKS_NAME].write({
+                            "chunk_id": f"{doc_id}:{j}", "import_id": import_id,
+                            "row_index": int(row_index), "text_hash": thash, "chunk_index": j,
+                            "start_char": a, "end_char": b, "n_tokens": ntok, "text": doc[a:b],
+                        })
+                        n_chunks += 1
+        except BaseException:
+            for w in writers.values():
+                w.abort()
+            raise
+    finally:
+        pass1.abort()
     # From here until the new report lands, no report: a crash in between leaves "not current"
     # rather than an old report describing new files.
     (outdir / REPORT_NAME).unlink(missing_ok=True)
@@ -344,14 +361,14 @@ def _run(project: Project, cfg: CleanConfig, ctx: Any) -> CleanReport:
         writers[CHUNKS_NAME].commit()
 
     event_ids = _emit_events(project, cfg, blocked, exceeded, outliers, pii_by_type, pii_docs,
-                             removed, len(metas), len(kept))
+                             removed, n_rows, len(kept))
     rel = {name.split(".")[0]: str((outdir / name).relative_to(project.root))
            for name in (ROWS_NAME, METADATA_NAME, CHUNKS_NAME, REPORT_NAME)}
     if blocked:
         rel.pop("rows"), rel.pop("chunks")
     report = CleanReport(
         input_sha256=input_sha,
-        input_rows=len(metas),
+        input_rows=n_rows,
         kept_rows=0 if blocked else len(kept),
         removed_rows=sum(removed.values()),
         removed_by_reason=dict(removed),
@@ -362,7 +379,7 @@ def _run(project: Project, cfg: CleanConfig, ctx: Any) -> CleanReport:
         blocked=blocked,
         outliers=outliers,
         offsets=dict(offsets),
-        quality_histogram=_histogram([m["quality"]["score"] for m in metas if m["quality"]]),
+        quality_histogram=_histogram(scores),
         languages=dict(languages),
         chunks=n_chunks,
         outputs=rel,
@@ -374,7 +391,7 @@ def _run(project: Project, cfg: CleanConfig, ctx: Any) -> CleanReport:
     tmp = outdir / f".{REPORT_NAME}.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
     os.replace(tmp, outdir / REPORT_NAME)
-    ctx.progress(len(metas), total, "done")
+    ctx.progress(n_rows, total, "done")
     return report
 
 
