@@ -120,3 +120,18 @@ def test_utf16_without_bom_is_text(tmp_path: Path):
     path = _write(tmp_path, "u16.csv", "name,city\nZoë,Zürich\nJosé,Málaga\n".encode("utf-16-le"))
     rows = list(open_source(path).load())
     assert rows == [{"name": "Zoë", "city": "Zürich"}, {"name": "José", "city": "Málaga"}]
+
+
+def test_spread_sampler_bounded_and_spread():
+    from brewslm_core.ingest.describe import SpreadSampler, stratified_indices
+
+    sampler = SpreadSampler(20)
+    most = 0
+    for i in range(200_000):
+        sampler.add(i, {"i": i})
+        most = max(most, len(sampler.kept))
+    assert most <= sampler.capacity + 1  # memory stays bounded whatever the length
+    picked = [i for i, _ in sampler.pick(20)]
+    exact = stratified_indices(200_000, 20)
+    assert picked[0] == 0 and picked[-1] == 199_999 and len(picked) == 20
+    assert all(abs(a - b) <= sampler.step for a, b in zip(picked, exact, strict=True))

@@ -110,9 +110,14 @@ def test_parquet_roundtrip(tmp_path: Path):
         assert src.kind == "parquet"
         desc = src.describe(4)
         assert desc.rows == 10_000 and [f.inferred_type for f in desc.fields] == ["str", "int"]
-    picked = sample_rows(open_source(str(path)), 4)
-    assert [i for i, _ in picked] == [0, 3333, 6666, 9999]
-    assert picked[-1][1] == {"text": "row 9999", "label": 0}
+    fresh = sample_rows(open_source(str(path)), 4)  # one pass, grid-nearest indices
+    assert fresh[0] == (0, {"text": "row 0", "label": 0})
+    assert fresh[-1] == (9999, {"text": "row 9999", "label": 0})
+    assert all(fresh[i][1] == {"text": f"row {fresh[i][0]}", "label": fresh[i][0] % 3}
+               for i in range(4))
+    counted = open_source(str(path))
+    counted.describe(1)  # the count is now known: indices are exactly evenly spaced
+    assert [i for i, _ in sample_rows(counted, 4)] == [0, 3333, 6666, 9999]
 
 
 def test_hf_save_to_disk_folder(tmp_path: Path):
@@ -193,7 +198,9 @@ def test_cli_describe_and_sample(shared_data: Path):
     assert (desc["rows"], desc["kind"]) == (5574, "tsv")
     result = runner.invoke(app, ["ingest", "sample", str(path), "-n", "3"])
     lines = [json.loads(line) for line in result.output.splitlines()]
-    assert [line["index"] for line in lines] == [0, 2786, 5573]
+    indices = [line["index"] for line in lines]
+    assert len(indices) == 3 and indices[0] == 0 and indices[-1] == 5573
+    assert abs(indices[1] - 2786) <= 5574 // 20
     bad = runner.invoke(app, ["ingest", "describe",
                               str(shared_data / "dirty/lfs_pointer_hh-rlhf_helpful-base_test.jsonl.gz")])
     assert bad.exit_code == 2 and "ingest_unsupported_format" in bad.output

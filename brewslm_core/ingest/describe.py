@@ -126,10 +126,62 @@ def stratified_indices(total: int, n: int) -> list[int]:
     return sorted({round(i * (total - 1) / (n - 1)) for i in range(n)})
 
 
+class SpreadSampler:
+    """Keeps rows on an even grid over a stream of unknown length, in bounded memory.
+
+    Every ``step``-th row is kept; when the buffer is full every other kept row is dropped and
+    the step doubles, so the kept rows always span the stream so far (the last row is kept
+    too). ``pick(n)`` then takes the kept rows nearest to n evenly spaced indices.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.capacity = max(8 * n, 256)
+        self.step = 1
+        self.kept: list[tuple[int, Row]] = []
+        self.last: tuple[int, Row] | None = None
+        self.total = 0
+
+    def add(self, index: int, row: Row) -> None:
+        self.total = index + 1
+        self.last = (index, row)
+        if index % self.step:
+            return
+        self.kept.append((index, row))
+        if len(self.kept) > self.capacity:
+            self.step *= 2
+            self.kept = [item for item in self.kept if item[0] % self.step == 0]
+
+    def pick(self, n: int) -> list[tuple[int, Row]]:
+        pool = list(self.kept)
+        if self.last is not None and (not pool or pool[-1][0] != self.last[0]):
+            pool.append(self.last)
+        if not pool:
+            return []
+        out: dict[int, tuple[int, Row]] = {}
+        j = 0
+        for target in stratified_indices(self.total, n):
+            while j + 1 < len(pool) and abs(pool[j + 1][0] - target) <= abs(pool[j][0] - target):
+                j += 1
+            out.setdefault(pool[j][0], pool[j])
+        return sorted(out.values(), key=lambda item: item[0])
+
+
 def sample_rows(connector: Connector, n: int = 20) -> list[tuple[int, Row]]:
     """~n rows stratified through the whole source (head, middle and tail), with their 0-based
-    index in load order. Costs one counting pass (cached on the connector) and one read pass."""
-    total = count_rows(connector)
+    index in load order. When the row count is known (cached by describe() or an earlier call)
+    the indices are exactly evenly spaced; otherwise one pass keeps rows on a grid and picks
+    the nearest ones (and caches the count)."""
+    cached = getattr(connector, "_row_count", None)
+    if cached is not None and cached[0] == _signature(connector):
+        return _exact_sample(connector, cached[1], n)
+    sampler = SpreadSampler(n)
+    for index, row in enumerate(connector.load()):
+        sampler.add(index, row)
+    _remember_count(connector, sampler.total)
+    return sampler.pick(n)
+
+
+def _exact_sample(connector: Connector, total: int, n: int) -> list[tuple[int, Row]]:
     wanted = stratified_indices(total, n)
     if not wanted:
         return []
@@ -154,17 +206,19 @@ def describe_source(connector: Connector, sample_size: int = 20, *,
                     encoding: str | None = None, size: int | None = None,
                     text_values: bool = False) -> SourceDescription:
     stats = FieldStats()
+    sampler = SpreadSampler(sample_size)
     total = 0
     sentinels = 0
-    for row in connector.load():
+    for row in connector.load():  # one pass: counts, field stats and the spread sample
+        sampler.add(total, row)
         total += 1
         if isinstance(row, SentinelRow):
             sentinels += 1
         else:
             stats.add(row, text_values)
     _remember_count(connector, total)
-    notes = tuple(getattr(connector, "notes", ()) or ())  # before the sample pass stops early
-    samples = sample_rows(connector, sample_size)
+    notes = tuple(getattr(connector, "notes", ()) or ())
+    samples = sampler.pick(sample_size)
     return SourceDescription(
         locator=connector.locator,
         kind=connector.kind,
