@@ -22,7 +22,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("BREWSLM_SHARED_DATA", REPO.parent / "shared" / "data"))
-METHODS = ("duckdb", "pandas", "brewslm_mapped", "brewslm_dry_run")
+METHODS = ("duckdb", "pandas", "brewslm_ingest", "brewslm_mapped", "brewslm_dry_run")
 
 WORDS = ("card payment refund transfer balance account pending declined limit fee exchange rate "
          "top up cash withdrawal atm pin verify identity lost stolen freeze order new").split()
@@ -32,10 +32,14 @@ LABELS = [f"intent_{i:02d}" for i in range(20)]
 def generate(path: Path, rows: int, seed: int = 7) -> None:
     """A classification JSONL: {"text", "label"}; texts differ so dedup keeps nearly all."""
     rng = random.Random(seed)
+    dumps = json.JSONEncoder().encode
     with open(path, "w", encoding="utf-8") as fh:
-        for i in range(rows):
-            words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 16)))
-            fh.write(json.dumps({"text": f"{words} #{i}", "label": rng.choice(LABELS)}) + "\n")
+        for start in range(0, rows, 10_000):
+            lines = []
+            for i in range(start, min(rows, start + 10_000)):
+                words = " ".join(rng.choices(WORDS, k=6 + i % 11))
+                lines.append(dumps({"text": f"{words} #{i}", "label": LABELS[i % len(LABELS)]}))
+            fh.write("\n".join(lines) + "\n")
 
 
 def worker(method: str, kind: str, path: str) -> dict:
@@ -56,6 +60,10 @@ def worker(method: str, kind: str, path: str) -> dict:
     elif method == "pandas":
         frame = pd.read_json(path, lines=True) if kind == "jsonl" else pd.read_csv(path)
         rows = len(frame)
+    elif method == "brewslm_ingest":  # the connector alone: what mapping adds on top of it
+        from brewslm_core.ingest import open_source
+
+        rows = sum(1 for _ in open_source(f"{kind}:{path}").load())
     else:
         # brewslm_dry_run: introspection proposes the field map (two extra passes: count and
         # stratified sample), then the full map; brewslm_mapped: the field map is given.
