@@ -388,6 +388,13 @@ def test_config_errors_list_every_problem():
     assert "pii_policy 'hide'" in msg and "near_dup_threshold" in msg and "chunk_overlap" in msg
     with pytest.raises(CleanConfigError, match="did you mean 'near_dup'"):
         CleanConfig.from_dict({"near_dupe": False})
+    import importlib.util
+
+    if importlib.util.find_spec("presidio_analyzer") is None:
+        with pytest.raises(CleanConfigError, match="need presidio"):
+            CleanConfig(pii_types=("email", "person"))
+    else:
+        assert CleanConfig(pii_types=("email", "person")).pii_types == ("email", "person")
 
 
 def test_cli_clean_json(project, shared_data):

@@ -61,6 +61,13 @@ class CleanConfig(Contract):
         if unknown:
             known = ", ".join(PII_TYPES + OPTIONAL_PII_TYPES)
             out.append(f"pii_types {unknown} unknown; choose from {known}")
+        wants_model = [t for t in self.pii_types if t in OPTIONAL_PII_TYPES]
+        if self.pii and wants_model:
+            import importlib.util
+
+            if importlib.util.find_spec("presidio_analyzer") is None:
+                out.append(f"pii_types {wants_model} need presidio: `pip install presidio-analyzer` "
+                           "(and a spaCy English model), or leave them out")
         if not 0.0 < self.near_dup_threshold <= 1.0:
             out.append(f"near_dup_threshold must be in (0, 1], got {self.near_dup_threshold}")
         if self.near_dup_num_perm < 16:
