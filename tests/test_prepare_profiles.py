@@ -161,3 +161,18 @@ def test_missing_base_model(tmp_path: Path, shared_data: Path) -> None:
     # Asked for by the caller: a clear error.
     with pytest.raises(PrepareError, match="cannot plan base model"):
         prepare(project, base_model=str(tmp_path / "no-model"))
+
+
+@pytest.mark.slow  # builds the whisper tiny.en folder in the model cache on first use
+def test_audio_transcripts_scored_by_wer(project: Project, shared_data: Path) -> None:
+    words = "zero one two three four five six seven eight nine".split()
+    folder = shared_data / "audio_fsdd" / "recordings"
+    records = [{"audio": str(path.resolve()), "text": words[int(path.name[0])]}
+               for path in sorted(folder.glob("*_0.wav"))]
+    long = {"audio": records[0]["audio"], "text": " ".join(["coffee"] * 600)}
+    commit(project, "a", "audio_transcript", records + [long])
+    m = prepare(project)
+    assert m.task_profile == "audio_transcription" and m.output_schema.scoring_mode == "wer"
+    assert m.base_model["name"] == "whisper-tiny.en" and m.max_length == 448
+    assert m.supervision_audit.by_reason == {"target_truncated": 1}
+    assert m.token_stats.p50 < 10 < m.token_stats.max
