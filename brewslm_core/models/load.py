@@ -71,9 +71,14 @@ def load_tokenizer(ref: ModelRef, **kwargs: Any) -> Any:
     location = materialize(ref)
     loader = AutoProcessor if ref.kind == "speech_seq2seq" else AutoTokenizer
     try:
-        return loader.from_pretrained(location, **_safe_kwargs(kwargs))
+        tokenizer = loader.from_pretrained(location, **_safe_kwargs(kwargs))
     except OSError as exc:
         raise ModelNotAvailableError(not_available_message(ref.path, exc)) from exc
+    # Batches need a pad token; decoder-only models often ship without one (pad = eos is the
+    # usual choice, and what SmolLM2 itself uses).
+    if ref.kind == "causal_lm" and tokenizer.pad_token is None and tokenizer.eos_token:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
 
 
 def load_model(ref: ModelRef, *, task: str, **kwargs: Any) -> Any:

@@ -16,7 +16,7 @@ from .build import build_once
 from .ref import cache_dir
 from .resolve import WHISPER, package_dir
 
-CONVERSION_VERSION = 1
+CONVERSION_VERSION = 2
 SAMPLING_RATE = 16_000
 N_TIMESTAMPS = 1501  # <|0.00|> … <|30.00|> in 0.02 s steps
 
@@ -162,17 +162,23 @@ def build_tokenizer(tokenizer_json: Path) -> Any:
 
 
 def _generation_config(config: Any, extra: dict[str, Any], tokenizer: Any) -> Any:
+    """What whisper's generate() needs. Built explicitly: a config marked "from model config"
+    loses the whisper-only fields (no_timestamps_token_id …) when it is read back."""
     from transformers import GenerationConfig
 
-    gen = GenerationConfig.from_model_config(config)
-    gen.max_length = config.max_target_positions
-    gen.no_timestamps_token_id = tokenizer.convert_tokens_to_ids("<|notimestamps|>")
-    gen.prev_sot_token_id = tokenizer.convert_tokens_to_ids("<|startofprev|>")
-    gen.is_multilingual = False
-    gen.suppress_tokens = extra.get("suppress_ids")
-    gen.begin_suppress_tokens = extra.get("suppress_ids_begin", [220, 50256])
-    gen.alignment_heads = extra.get("alignment_heads")
-    return gen
+    return GenerationConfig(
+        decoder_start_token_id=config.decoder_start_token_id,
+        bos_token_id=config.bos_token_id,
+        eos_token_id=config.eos_token_id,
+        pad_token_id=config.pad_token_id,
+        max_length=config.max_target_positions,
+        no_timestamps_token_id=tokenizer.convert_tokens_to_ids("<|notimestamps|>"),
+        prev_sot_token_id=tokenizer.convert_tokens_to_ids("<|startofprev|>"),
+        is_multilingual=False,
+        suppress_tokens=extra.get("suppress_ids"),
+        begin_suppress_tokens=extra.get("suppress_ids_begin", [220, 50256]),
+        alignment_heads=extra.get("alignment_heads"),
+    )
 
 
 def convert(out: Path) -> dict[str, Any]:
@@ -215,8 +221,12 @@ def ensure_converted() -> Path:
     return build_once(cache_dir() / WHISPER, CONVERSION_VERSION, convert)
 
 
-def read_audio(path: str | Path, sampling_rate: int = SAMPLING_RATE) -> Any:
-    """A mono float32 waveform at ``sampling_rate`` from a WAV file (resampled polyphase)."""
+def read_audio(path: str | Path, sampling_rate: int = SAMPLING_RATE, pad_seconds: float = 0.0) -> Any:
+    """A mono float32 waveform at ``sampling_rate`` from a WAV file (resampled polyphase).
+
+    ``pad_seconds`` of silence on both sides helps on clips trimmed to the word: whisper was
+    trained on speech with lead-in, and on bare words often hears "bye" or "thank you".
+    """
     from math import gcd
 
     import numpy as np
@@ -234,4 +244,6 @@ def read_audio(path: str | Path, sampling_rate: int = SAMPLING_RATE) -> Any:
     if rate != sampling_rate:
         g = gcd(rate, sampling_rate)
         data = resample_poly(data, sampling_rate // g, rate // g).astype(np.float32)
+    if pad_seconds > 0:
+        data = np.pad(data, int(pad_seconds * sampling_rate))
     return data
