@@ -310,6 +310,7 @@ def _prepare(
             "excluded": manifest.excluded,
             "rows_from": source["rows_from"],
             "stratified": policy["stratified"],
+            "train_only_strata": policy["train_only_strata"],
             "seed": seed,
             "base_model": entry.get("name", entry["requested"]),
             "max_length": length,

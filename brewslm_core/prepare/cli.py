@@ -27,6 +27,10 @@ def _summary(manifest: Any) -> None:
     if manifest.label_set:
         console.print(f"{len(manifest.label_set)} labels; "
                       f"stratified: {manifest.split_policy.get('stratified')}")
+    rare = manifest.split_policy.get("train_only_strata")
+    if rare:
+        console.print(f"[yellow]too few rows to evaluate (kept in train only): {rare}[/yellow]",
+                      markup=True, highlight=False)
     base = manifest.base_model
     console.print(f"planned base model: {base.get('name', base['requested'])}, "
                   f"max_length {manifest.max_length}")
