@@ -181,10 +181,12 @@ def test_timeline_in_jupyterlab(tmp_path, start_server, offline_page, rich_proje
     server = start_server("lab", nb, env={"BREWSLM_PROJECT": str(rich_project.root)})
     page.goto(server.url)
     page.wait_for_selector(".jp-Notebook")
-    page.wait_for_selector("text=Idle", timeout=90_000)
+    page.wait_for_function(  # the status bar says the kernel is idle
+        "() => [...document.querySelectorAll('.jp-StatusBar-TextItem, .jp-StatusBar-Component')]"
+        ".some(e => /Idle/.test(e.textContent))")
     page.locator(".jp-Cell").first.click()
-    page.click("text=Run", timeout=30_000)  # the menu bar's Run menu
-    page.click("text=Run All Cells")
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
     page.wait_for_selector(".bsl-timeline tr.bsl-row", timeout=90_000)
     page.select_option(".bsl-timeline .bsl-filter-severity", "error")
     page.wait_for_function(
