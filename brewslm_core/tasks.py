@@ -472,15 +472,20 @@ def cancel(project: Project, task_id: str) -> TaskStatus:
 
 
 def kill(project: Project, task_id: str) -> TaskStatus:
-    """Stop a process task at once with SIGKILL (for work that never checks for cancel)."""
+    """Stop a process task at once with SIGKILL to its process group (for work that never
+    checks for cancel)."""
     data = _read(project, task_id)
     if data["runner"] != "process":
         raise TaskError(f"task {task_id} runs in a thread; use cancel() (threads cannot be killed)")
     if data["state"] not in TERMINAL and data.get("pid"):
         try:
-            os.kill(data["pid"], signal.SIGKILL)
+            # The worker leads its own session: kill its whole group, so processes it started
+            # (e.g. `accelerate launch` ranks) go too.
+            os.killpg(data["pid"], signal.SIGKILL)
         except ProcessLookupError:
             pass
+        except PermissionError:
+            os.kill(data["pid"], signal.SIGKILL)
         err = {"reason_code": KIND_REASONS.get(data["kind"], (None, None))[1],
                "message": "killed on request", "traceback": None}
         _update(project, task_id, state="cancelled", finished_at=_now(), error=err)

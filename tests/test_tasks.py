@@ -42,6 +42,16 @@ WORK_SOURCE = textwrap.dedent(
             time.sleep(0.05)
 
 
+    def forever_with_child(ctx, *, marker):
+        import subprocess
+        import sys
+
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        open(marker, "w").write(f"{os.getpid()} {child.pid}")
+        while True:
+            time.sleep(0.05)
+
+
     def boom(ctx):
         raise ValueError("bad input row 3")
 
@@ -200,22 +210,25 @@ def test_orphaned_task_seen_dead_and_status_readable_from_another_process(projec
     assert "worker process died" in st["error"]["message"]
 
 
-def test_kill_stops_a_process_task_that_ignores_cancel(project, work, tmp_path):
+def test_kill_stops_a_process_task_and_its_children(project, work, tmp_path):
     marker = tmp_path / "started.pid"
     task_id = tasks.start(
-        project, f"{work}:forever", {"marker": str(marker)}, kind="train", runner="process"
+        project, f"{work}:forever_with_child", {"marker": str(marker)}, kind="train",
+        runner="process",
     )
     deadline = time.monotonic() + 60
-    while not marker.exists():
+    while not marker.exists() or len(marker.read_text().split()) < 2:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     st = tasks.kill(project, task_id)
-    assert st.state == "cancelled"
-    pid = int(marker.read_text())
+    assert st.state == "cancelled" and st.error["reason_code"] == "training_cancelled"
+    pids = [int(p) for p in marker.read_text().split()]
     deadline = time.monotonic() + 10
-    while tasks._pid_alive(pid):
-        assert time.monotonic() < deadline, "killed worker still alive"
+    while any(tasks._pid_alive(p) for p in pids):
+        assert time.monotonic() < deadline, "killed worker or its child still alive"
         time.sleep(0.05)
+    with pytest.raises(tasks.TaskError, match="use cancel"):
+        tasks.kill(project, tasks.start(project, f"{work}:count", {"steps": 1}, kind="clean"))
 
 
 def test_stale_heartbeat_is_failed(project, work, monkeypatch):
