@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..contracts import SentinelRow
-from .base import IngestError, Row, display_raw, has_surrogates, open_binary
+from .base import Row, display_raw, has_surrogates, open_binary
 from .files import FileConnector
 from .jsonl import JsonlConnector, as_row
 
@@ -211,9 +211,6 @@ class JsonConnector(FileConnector):
                       f"name another with json:PATH#<key>")
         path = [key]
         records: list[Any] = doc[key]
-        yield from self._descend(records, path)
-
-    def _descend(self, records: list[Any], path: list[str]) -> Iterator[Row]:
         yield from self._flatten(records, path, {})
 
     def _flatten(self, records: list[Any], path: list[str], carried: dict[str, Any]
@@ -335,10 +332,3 @@ def split_record_path(target: str) -> tuple[str, str | None]:
         if frag and "/" not in frag and base:
             return base, frag
     return target, None
-
-
-def check_json_text(path: Path) -> None:
-    start, _, _ = first_char_and_line(path)
-    if start and start not in "[{":
-        raise IngestError(f"{path.name} does not start like JSON (first character {start!r})",
-                          "ingest_unsupported_format")
