@@ -1,0 +1,88 @@
+"""Detectors for text pairs and retrieval: seq2seq and rag."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..profile import SampleProfile
+from .base import (
+    DETECTORS,
+    Detection,
+)
+
+SEQ_PAIRS = (("source", "target"), ("src", "tgt"), ("dialogue", "summary"),
+             ("document", "summary"), ("article", "highlights"), ("article", "summary"),
+             ("text", "summary"), ("input", "output"), ("original", "translation"))
+
+
+@DETECTORS.register("seq2seq")
+def detect_seq2seq(prof: SampleProfile) -> Detection | None:
+    # Sentences, not ids or tags (one token each) and not boilerplate (a shared prefix).
+    texts = [f for f in prof.text_fields(min_len=3)
+             if f.common_prefix < 20 and f.fill >= 0.9 and f.avg_words > 1 and "." not in f.path]
+    if len(texts) < 2:
+        return None
+    by_name = {f.name: f for f in texts}
+    for a, b in SEQ_PAIRS:
+        if a in by_name and b in by_name:
+            src, tgt = by_name[a], by_name[b]
+            conf = 0.9 if (a, b) != ("input", "output") else 0.55
+            why = f"{src.path!r} -> {tgt.path!r} is a {a}/{b} pair"
+            if prof.find(("instruction",)):
+                conf = 0.4
+            return Detection(conf, why, {"source": src.path, "target": tgt.path})
+    # Content: two columns in different scripts, or one much longer than the other.
+    ordered = sorted(texts[:4], key=lambda f: list(prof.fields).index(f.path))
+    for i, a in enumerate(ordered):
+        for b in ordered[i + 1:]:
+            if a.script and b.script and a.script != b.script:
+                why = (f"{a.path!r} ({a.script.lower()}) and {b.path!r} ({b.script.lower()}) are "
+                       "the same content in two scripts: a translation pair")
+                return Detection(0.85, why, {"source": a.path, "target": b.path})
+            ratio = max(a.avg_len, b.avg_len) / max(1.0, min(a.avg_len, b.avg_len))
+            if ratio >= 3 and min(a.avg_words, b.avg_words) >= 8:
+                src, tgt = (a, b) if a.avg_len > b.avg_len else (b, a)
+                why = (f"{src.path!r} (avg {src.avg_words:.0f} words) condenses into "
+                       f"{tgt.path!r} (avg {tgt.avg_words:.0f} words): a summarisation pair")
+                conf = 0.75
+                if prof.find(("instruction", "prompt", "question", "query")):
+                    conf = 0.45
+                    why += "; but an instruction/question field points to a chat shape"
+                return Detection(conf, why, {"source": src.path, "target": tgt.path})
+    return None
+
+
+@DETECTORS.register("rag")
+def detect_rag(prof: SampleProfile) -> Detection | None:
+    question = prof.find(("question", "query", "q"), pred=lambda f: f.is_text)
+    if question is None:
+        return None
+    def many(v: Any) -> bool:  # a list of passages, or columnar {"title": [...], ...}
+        if isinstance(v, dict):
+            return isinstance(v.get("title"), list) and len(v["title"]) >= 2
+        return isinstance(v, list) and len(v) >= 2
+
+    passages = None
+    for f in prof.fields.values():
+        if f.values and all(many(v) for v in f.values) and f.name in (
+                "context", "contexts", "passages", "documents", "docs", "ctxs", "retrieved",
+                "paragraphs", "evidence", "searchresults"):
+            passages = f
+            break
+    if passages is None:
+        return None
+    answer = prof.find(("answer", "answers", "output", "response"), pred=lambda f: f.is_text)
+    fmap = {"question": question.path, "passages": passages.path}
+    avg = sum(len(v["title"] if isinstance(v, dict) else v) for v in passages.values) / len(
+        passages.values)
+    why = [f"{question.path!r} comes with {avg:.0f} passages on average in {passages.path!r}"]
+    conf = 0.7
+    if answer:
+        fmap["answer"] = answer.path
+        conf = 0.93
+        why.append(f"{answer.path!r} is the answer")
+    support = prof.find(("supporting_facts", "supporting", "support", "gold_passages"))
+    if support:
+        fmap["supporting"] = support.path
+        why.append(f"{support.path!r} names the supporting sentences")
+    return Detection(conf, "; ".join(why), fmap)
