@@ -135,3 +135,13 @@ def test_spread_sampler_bounded_and_spread():
     exact = stratified_indices(200_000, 20)
     assert picked[0] == 0 and picked[-1] == 199_999 and len(picked) == 20
     assert all(abs(a - b) <= sampler.step for a, b in zip(picked, exact, strict=True))
+
+
+def test_cp1252_json_lines_and_arrays_decode(tmp_path: Path):
+    lines = '{"t": "café crème"}\n{"t": "naïve"}\n{"t": "plain"}\n'.encode("cp1252")
+    src = open_source(_write(tmp_path, "w.jsonl", lines))
+    assert [r["t"] for r in src.load()] == ["café crème", "naïve", "plain"]
+    assert src.describe().encoding == "cp1252"
+    array = '[{"t": "déjà vu"}, {"t": "Straße"}]'.encode("cp1252")
+    rows = list(open_source(_write(tmp_path, "w.json", array)).load())
+    assert rows == [{"t": "déjà vu"}, {"t": "Straße"}]

@@ -2,9 +2,9 @@
 
 Rule: a BOM decides (utf-8-sig, utf-16, utf-32). Otherwise the WHOLE file is checked as UTF-8
 in large chunks; if it decodes, it is UTF-8 (a pure-ASCII head proves nothing, see files whose
-first non-ASCII byte sits 35 KB in). If some lines fail but others hold valid multi-byte UTF-8,
-it is still UTF-8 and the failing lines become sentinel rows. If no line holds multi-byte UTF-8,
-it is a single-byte code page: each candidate is scored on the non-ASCII words it produces
+first non-ASCII byte sits 35 KB in). If some lines fail but at least as many valid multi-byte
+UTF-8 sequences occur elsewhere, it is still UTF-8 and the failing lines become sentinel rows.
+Otherwise it is a single-byte code page: each candidate is scored on the non-ASCII words it produces
 (one script per word, no capitals inside words, mostly common letters,
 a natural share of vowels, no C1 control characters), ties going to cp1252, the usual one.
 """
@@ -97,6 +97,7 @@ def score_decoding(text: str) -> float:
 
 
 _HIGH_TOKEN = re.compile(rb"[^\x00-\x20,;|\"'()\[\]{}<>]*[\x80-\xff][^\x00-\x20,;|\"'()\[\]{}<>]*")
+_MULTIBYTE = re.compile(rb"[\xc2-\xf4][\x80-\xbf]+")
 _C1 = re.compile("[\x80-\x9f]")
 
 
@@ -159,7 +160,7 @@ def detect_encoding(path: Path) -> EncodingInfo:
         fh.seek(0)
         has_nul = False
         bad_lines = 0
-        good_non_ascii = 0
+        good_multibyte = 0  # valid multi-byte UTF-8 sequences seen
         first_bad: int | None = None
         sample: list[bytes] = []
         line_no = 0
@@ -179,14 +180,14 @@ def detect_encoding(path: Path) -> EncodingInfo:
                 has_nul = has_nul or b"\x00" in block
                 try:
                     block.decode("utf-8")
-                    good_non_ascii += not block.isascii()
+                    good_multibyte += 0 if block.isascii() else len(_MULTIBYTE.findall(block))
                     line_no += block.count(b"\n")
                 except UnicodeDecodeError:
                     for line in block.splitlines(keepends=True):
                         line_no += 1
                         try:
                             line.decode("utf-8")
-                            good_non_ascii += not line.isascii()
+                            good_multibyte += 0 if line.isascii() else len(_MULTIBYTE.findall(line))
                         except UnicodeDecodeError:
                             bad_lines += 1
                             first_bad = first_bad or line_no
@@ -196,7 +197,7 @@ def detect_encoding(path: Path) -> EncodingInfo:
                 break
     if bad_lines == 0:
         return EncodingInfo("utf-8", [], True, has_nul)
-    if good_non_ascii > bad_lines:
+    if good_multibyte >= bad_lines:  # real multi-byte UTF-8 is rare by accident
         notes.append(
             f"encoding utf-8 with {bad_lines} undecodable line(s) (first at line {first_bad}); "
             "they become sentinel rows"

@@ -24,6 +24,7 @@ from typing import Any
 
 from ..contracts import SentinelRow
 from .base import Row, display_raw, has_surrogates, open_binary
+from .encoding import detect_encoding
 from .files import FileConnector
 from .jsonl import JsonlConnector, as_row
 
@@ -72,7 +73,7 @@ def looks_like_json_lines(path: Path) -> bool:
     if start not in "{[" or not more:
         return False
     try:
-        json.loads(first)
+        json.loads(first.decode("utf-8", errors="replace"))  # structure only: bytes may be cp1252
     except ValueError:
         return False
     return True
@@ -175,6 +176,13 @@ class JsonConnector(FileConnector):
         if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
             self.encoding = "utf-16"
             return data.decode("utf-16", errors="surrogateescape")
+        info = detect_encoding(self.path)
+        if info.encoding not in ("utf-8", "utf-8-sig"):
+            # JSON should be UTF-8, but files saved by older Windows tools are often cp1252.
+            self.encoding = info.encoding
+            for note in info.notes:
+                self.note(note)
+            return data.decode(info.encoding, errors="surrogateescape")
         return data.decode("utf-8-sig", errors="surrogateescape")
 
     def _whole_document(self) -> Iterator[Row]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..contracts import SentinelRow
 from .base import Row, display_raw, open_binary
+from .encoding import detect_encoding
 from .files import FileConnector
 
 
@@ -36,8 +37,19 @@ class JsonlConnector(FileConnector):
     def _rows(self) -> Iterator[Row]:
         blank = 0
         fast = _fast_loads()
+        # JSON Lines should be UTF-8; a whole-file check catches cp1252 exports (cheap when clean).
+        info = detect_encoding(self.path)
+        single_byte = info.encoding not in ("utf-8", "utf-8-sig", "utf-16", "utf-32",
+                                            "utf-16-le", "utf-16-be")
+        if single_byte:
+            self.encoding = info.encoding
+            for note in info.notes:
+                self.note(note)
         with open_binary(self.path) as fh:
             for line_no, line in enumerate(fh, start=1):
+                if single_byte and not line.isascii():
+                    line = line.decode(info.encoding, errors="surrogateescape").encode(
+                        "utf-8", errors="surrogateescape")
                 try:
                     value = fast(line)  # the common case: one call per line, nothing else
                 except ValueError:
