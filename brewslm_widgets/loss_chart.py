@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 import threading
+from functools import lru_cache
 from typing import Any
+
+import traitlets as t
+
+from ._base import BrewWidget, static_text
 
 
 class _TraceTail:
@@ -49,85 +54,70 @@ class _TraceTail:
         return grew
 
 
-class LossChart:
-    """A plotly ``FigureWidget`` (an anywidget in plotly 7) over one or more runs' traces.
+@lru_cache(maxsize=1)
+def _plotly_js() -> str:
+    """plotly.js as bundled inside the installed plotly package (offline, no CDN)."""
+    from plotly.offline import get_plotlyjs
 
-    Train loss (solid), eval loss (markers) and learning rate (dotted, right axis) per step,
-    one colour per run. ``live=True`` starts one publisher thread that tails the traces and
-    updates the figure in a batch under ``hold_sync``; the kernel stays free.
+    return get_plotlyjs()
+
+
+class LossChart(BrewWidget):
+    """Train loss (solid), eval loss (dashed) and learning rate (dotted, right axis) per step.
+
+    One colour per run, so several runs overlay. The view draws with plotly.js from the plotly
+    package. ``live=True`` starts one publisher thread that tails each run's trace.jsonl and
+    updates ``series`` under ``hold_sync``; training itself never runs on the kernel's thread.
     """
 
-    def __init__(
-        self,
-        project: Any,
-        run_ids: str | list[str],
-        *,
-        live: bool = True,
-        poll: float = 0.5,
-    ) -> None:
-        import plotly.graph_objects as go
+    _esm = static_text("common.js", "loss_chart.js")
 
+    plotly_js = t.Unicode("").tag(sync=True)
+    run_ids = t.List(t.Unicode()).tag(sync=True)
+    # one entry per (run, series): {"run", "series": loss|eval_loss|lr, "x": [...], "y": [...]}
+    series = t.List(t.Dict()).tag(sync=True)
+    title = t.Unicode("Loss per step").tag(sync=True)
+
+    def __init__(self, project: Any, run_ids: str | list[str], *, live: bool = True,
+                 poll: float = 0.5, **kwargs: Any) -> None:
+        runs = [run_ids] if isinstance(run_ids, str) else list(run_ids)
+        super().__init__(plotly_js=_plotly_js(), run_ids=runs, **kwargs)
         self.project = project
-        self.run_ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
         self.poll = poll
-        self._tails = {r: _TraceTail(project.run_dir(r) / "trace.jsonl") for r in self.run_ids}
+        self._tails = {r: _TraceTail(project.run_dir(r) / "trace.jsonl") for r in runs}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._publisher: threading.Thread | None = None
-        palette = ["#1a73e8", "#d93025", "#188038", "#e37400", "#9334e6", "#12b5cb"]
-        traces = []
-        for i, run in enumerate(self.run_ids):
-            colour = palette[i % len(palette)]
-            traces += [
-                go.Scatter(name=f"{run} train loss", x=[], y=[], mode="lines",
-                           line={"color": colour}, meta={"run": run, "series": "loss"}),
-                go.Scatter(name=f"{run} eval loss", x=[], y=[], mode="lines+markers",
-                           line={"color": colour, "dash": "dash"},
-                           meta={"run": run, "series": "eval_loss"}),
-                go.Scatter(name=f"{run} lr", x=[], y=[], mode="lines", yaxis="y2",
-                           line={"color": colour, "dash": "dot", "width": 1},
-                           meta={"run": run, "series": "lr"}),
-            ]
-        self.figure = go.FigureWidget(
-            data=traces,
-            layout={
-                "title": {"text": "Loss per step"},
-                "xaxis": {"title": {"text": "step"}},
-                "yaxis": {"title": {"text": "loss"}},
-                "yaxis2": {"title": {"text": "learning rate"}, "overlaying": "y", "side": "right",
-                           "showgrid": False},
-                "legend": {"orientation": "h"},
-                "height": 380,
-                "margin": {"l": 50, "r": 60, "t": 40, "b": 40},
-            },
-        )
         self.refresh()
         if live:
             self.start()
 
     # ---- Python API -----------------------------------------------------------------
     def refresh(self) -> bool:
-        """Read new trace lines of every run into the figure; True when points were added."""
+        """Read new trace lines of every run into the chart; True when points were added."""
         with self._lock:
             grew = [r for r, tail in self._tails.items() if tail.read()]
-            if not grew:
-                return False
-            with self.figure.hold_sync(), self.figure.batch_update():
-                for trace in self.figure.data:
-                    run, series = trace.meta["run"], trace.meta["series"]
-                    if run not in grew:
-                        continue
-                    tail = self._tails[run]
-                    part = tail.eval if series == "eval_loss" else tail.train
-                    trace.x = list(part["step"])
-                    trace.y = list(part[series])
-            return True
+            if grew or not self.series:
+                with self.hold_sync():
+                    self.series = self._series()
+            return bool(grew)
+
+    def _series(self) -> list[dict[str, Any]]:
+        out = []
+        for run, tail in self._tails.items():
+            out.append({"run": run, "series": "loss", "x": list(tail.train["step"]),
+                        "y": list(tail.train["loss"])})
+            out.append({"run": run, "series": "eval_loss", "x": list(tail.eval["step"]),
+                        "y": list(tail.eval["eval_loss"])})
+            out.append({"run": run, "series": "lr", "x": list(tail.train["step"]),
+                        "y": list(tail.train["lr"])})
+        return out
 
     def points(self, run_id: str) -> dict[str, int]:
         """How many points each series of a run holds (what the chart shows)."""
-        tail = self._tails[run_id]
-        return {"loss": len(tail.train["loss"]), "eval_loss": len(tail.eval["eval_loss"]),
-                "lr": sum(v is not None for v in tail.train["lr"])}
+        shown = {(s["run"], s["series"]): s for s in self.series}
+        return {name: sum(v is not None for v in shown[(run_id, name)]["y"])
+                for name in ("loss", "eval_loss", "lr")}
 
     def start(self) -> None:
         """Start the one publisher thread (idempotent)."""
@@ -145,15 +135,11 @@ class LossChart:
 
     def close(self) -> None:
         self.stop()
-        self.figure.close()
+        super().close()
 
     def _publish(self) -> None:
         while not self._stop.wait(self.poll):
             try:
                 self.refresh()
-            except Exception:  # a broken trace line must not kill live updates
-                continue
-
-    # ---- display: the figure is the widget ------------------------------------------
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.figure._repr_mimebundle_(**kwargs)
+            except Exception as exc:  # keep following the run; say what went wrong
+                self.error = f"{type(exc).__name__}: {exc}"

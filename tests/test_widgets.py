@@ -119,13 +119,15 @@ def test_loss_chart_reads_train_eval_lr_and_waits_for_whole_lines(project):
            tail='{"step": 3, "loss": 1.')  # the trainer is mid-write
     chart = LossChart(project, "exp-a", live=False)
     assert chart.points("exp-a") == {"loss": 2, "eval_loss": 1, "lr": 2}
-    series = {t.meta["series"]: t for t in chart.figure.data}
-    assert list(series["loss"].y) == [2.5, 2.1] and list(series["loss"].x) == [1, 2]
-    assert list(series["eval_loss"].y) == [2.3] and series["lr"].yaxis == "y2"
+    series = {s["series"]: s for s in chart.series}
+    assert series["loss"]["y"] == [2.5, 2.1] and series["loss"]["x"] == [1, 2]
+    assert series["eval_loss"]["y"] == [2.3] and series["lr"]["y"] == [1e-4, 2e-4]
+    assert "Plotly" in chart.plotly_js  # the bundled plotly.js travels with the widget
 
     _write(path, tail='9, "lr": 3e-4}\n')  # the line is now complete
     assert chart.refresh() is True
-    assert list(series["loss"].y) == [2.5, 2.1, 1.9]
+    series = {s["series"]: s for s in chart.series}
+    assert series["loss"]["y"] == [2.5, 2.1, 1.9]
     assert chart.refresh() is False  # nothing new
 
 
@@ -134,13 +136,14 @@ def test_loss_chart_overlays_runs_and_rereads_a_resumed_trace(project):
     _write(a, *({"step": s, "loss": 3 - s / 10, "lr": 1e-3} for s in range(1, 6)))
     _write(b, {"step": 1, "loss": 4.0, "lr": 1e-3})
     chart = LossChart(project, ["exp-a", "exp-b"], live=False)
-    runs = {(t.meta["run"], t.meta["series"]): t for t in chart.figure.data}
-    assert len(chart.figure.data) == 6
-    assert len(runs[("exp-a", "loss")].y) == 5 and len(runs[("exp-b", "loss")].y) == 1
+    runs = {(s["run"], s["series"]): s for s in chart.series}
+    assert len(chart.series) == 6 and chart.run_ids == ["exp-a", "exp-b"]
+    assert len(runs[("exp-a", "loss")]["y"]) == 5 and len(runs[("exp-b", "loss")]["y"]) == 1
     # A resume truncates the trace back to its checkpoint; the chart starts over on it.
     a.write_text(json.dumps({"step": 1, "loss": 3.0, "lr": 1e-3}) + "\n")
     chart.refresh()
-    assert list(runs[("exp-a", "loss")].y) == [3.0]
+    runs = {(s["run"], s["series"]): s for s in chart.series}
+    assert runs[("exp-a", "loss")]["y"] == [3.0]
 
 
 def test_loss_chart_publisher_thread_follows_a_live_trace(project):
@@ -153,8 +156,8 @@ def test_loss_chart_publisher_thread_follows_a_live_trace(project):
         deadline = time.monotonic() + 20
         while chart.points("exp-live")["loss"] < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
-        trace = next(t for t in chart.figure.data if t.meta["series"] == "loss")
-        assert list(trace.y) == [1.0, 0.5, 1.0 / 3]
+        trace = next(s for s in chart.series if s["series"] == "loss")
+        assert trace["y"] == [1.0, 0.5, 1.0 / 3]
     finally:
         chart.close()
     assert not chart._publisher.is_alive()

@@ -60,14 +60,16 @@ def test_every_widget_renders_in_voila(tmp_path, start_server, offline_page, ric
         "picker.select('classification')\n"
         "bw.RejectionTable(project, locator, picker.mapping, readonly=True)",
         "bw.CleaningPanel(project)",
+        "bw.LossChart(project, ['exp-none'], live=False)",
     ])
     server = start_server("voila", nb, env={"BREWSLM_PROJECT": str(rich_project.root),
                                              "BREWSLM_LOCATOR": INTENTS})
-    page.goto(server.url)
+    page.goto(server.url, wait_until="commit")  # Voila streams while cells run
     page.wait_for_selector(".bsl-timeline tr.bsl-row")
     page.wait_for_selector(".bsl-picker .bsl-hyp")
     page.wait_for_selector(".bsl-rejections tr.bsl-group")
     page.wait_for_selector(".bsl-cleaning .bsl-report")
+    page.wait_for_selector('.bsl-loss[data-points="0"] .js-plotly-plot')
 
     assert page.locator(".bsl-timeline tr.bsl-row").count() >= 3
     error_row = page.locator(".bsl-timeline tr.bsl-sev-error")
@@ -100,7 +102,7 @@ def test_picker_choice_and_bulk_drop_change_engine_state(tmp_path, start_server,
         OPEN_PROJECT, "flow = bw.ImportFlow(project, locator)\nflow"])
     server = start_server("voila", nb, env={"BREWSLM_PROJECT": str(project.root),
                                              "BREWSLM_LOCATOR": INTENTS})
-    page.goto(server.url)
+    page.goto(server.url, wait_until="commit")  # Voila streams while cells run
     page.wait_for_selector(".bsl-picker .bsl-hyp")
     assert page.locator(".bsl-chosen").get_attribute("data-shape") == ""  # no auto-pick
 
@@ -160,7 +162,7 @@ def test_dashboard_loads_without_console_errors(start_server, offline_page, rich
     page, log = offline_page
     server = start_server("voila", REPO / "notebooks" / "dashboards" / "data.ipynb",
                           env={"BREWSLM_PROJECT": str(rich_project.root)})
-    page.goto(server.url)
+    page.goto(server.url, wait_until="commit")  # Voila streams while cells run
     page.wait_for_selector(".bsl-timeline tr.bsl-row")
     page.wait_for_selector(".bsl-rejections tr.bsl-group")
     page.wait_for_selector(".bsl-cleaning .bsl-report")
@@ -179,7 +181,7 @@ def test_timeline_in_jupyterlab(tmp_path, start_server, offline_page, rich_proje
     nb = write_notebook(tmp_path / "lab" / "timeline.ipynb", [
         OPEN_PROJECT, "timeline = bw.EventTimeline(project)\ntimeline"])
     server = start_server("lab", nb, env={"BREWSLM_PROJECT": str(rich_project.root)})
-    page.goto(server.url)
+    page.goto(server.url, wait_until="commit")  # Voila streams while cells run
     page.wait_for_selector(".jp-Notebook")
     page.wait_for_function(  # the status bar says the kernel is idle
         "() => [...document.querySelectorAll('.jp-StatusBar-TextItem, .jp-StatusBar-Component')]"
@@ -222,14 +224,14 @@ def test_loss_chart_gains_points_while_training_runs(tmp_path, start_server, off
         "chart = bw.LossChart(project, 'exp-live', poll=0.3)\nchart",
     ])
     server = start_server("voila", nb, env={"BREWSLM_PROJECT": str(project.root)})
-    page.goto(server.url)
-    page.wait_for_selector(".js-plotly-plot")
-    count = ("() => { const gd = document.querySelector('.js-plotly-plot');"
-             " const t = (gd.data || []).find(d => (d.name || '').endsWith('train loss'));"
-             " return t && t.x ? t.x.length : 0; }")
-    seen, deadline = [], time.monotonic() + 240
+    page.goto(server.url, wait_until="commit")  # Voila streams while cells run
+    page.wait_for_selector(".bsl-loss[data-points] .js-plotly-plot")
+    seen, deadline = [], time.monotonic() + 300
     while time.monotonic() < deadline:
-        n = page.evaluate(count)
+        # the points plotly actually drew for the train-loss trace
+        n = page.evaluate("() => { const gd = document.querySelector('.bsl-loss .js-plotly-plot');"
+                          " const t = gd.data.find(d => d.name.endsWith('loss') &&"
+                          " !d.name.endsWith('eval loss')); return t.x.length; }")
         if not seen or n != seen[-1]:
             seen.append(n)
         if n >= 30:
