@@ -1,0 +1,47 @@
+"""Mappers for generative data: alpaca, sharegpt, openai_messages, prompt_completion, text, seq2seq."""
+
+from __future__ import annotations
+
+from ..fields import RowReject, lookup, text_field
+from .base import MAPPERS, check_chat, to_messages, with_system
+
+
+@MAPPERS.register("alpaca")
+def map_alpaca(row, field_map, options, base_dir=None):
+    instruction = text_field(row, field_map, "instruction")
+    extra = text_field(row, field_map, "input", required=False)
+    output = text_field(row, field_map, "output")
+    user = f"{instruction}\n\n{extra}" if extra.strip() else instruction
+    messages = [{"role": "user", "content": user}, {"role": "assistant", "content": output}]
+    return {"messages": with_system(row, field_map, messages)}
+
+
+def _map_chat(row, field_map, options, base_dir=None):
+    path = field_map.get("messages")
+    if path is None:
+        raise RowReject("missing_field", "no source field is mapped to 'messages'")
+    messages = to_messages(lookup(row, path), options, path)
+    return {"messages": check_chat(with_system(row, field_map, messages), path)}
+
+
+MAPPERS.register("sharegpt")(_map_chat)
+MAPPERS.register("openai_messages")(_map_chat)
+
+
+@MAPPERS.register("prompt_completion")
+def map_prompt_completion(row, field_map, options, base_dir=None):
+    prompt = text_field(row, field_map, "prompt")
+    completion = text_field(row, field_map, "completion")
+    messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}]
+    return {"messages": with_system(row, field_map, messages)}
+
+
+@MAPPERS.register("text")
+def map_text(row, field_map, options, base_dir=None):
+    return {"text": text_field(row, field_map, "text")}
+
+
+@MAPPERS.register("seq2seq")
+def map_seq2seq(row, field_map, options, base_dir=None):
+    return {"source": text_field(row, field_map, "source"),
+            "target": text_field(row, field_map, "target")}

@@ -1,0 +1,56 @@
+"""Mappers for labelled text: classification and safety."""
+
+from __future__ import annotations
+
+from ..fields import RowReject, label_text, lookup, text_field
+from .base import MAPPERS
+
+
+@MAPPERS.register("classification")
+def map_classification(row, field_map, options, base_dir=None):
+    text = text_field(row, field_map, "text")
+    label = label_text(lookup(row, field_map.get("label", "label")), "label")
+    names = options.get("label_names")
+    if isinstance(names, dict):
+        label = str(names.get(label, label))
+    elif isinstance(names, list) and label.isdigit() and int(label) < len(names):
+        label = str(names[int(label)])
+    label_set = options.get("label_set")
+    if label_set and label not in {str(x) for x in label_set}:
+        raise RowReject("label_not_in_set", f"label {label!r} is not in the declared label set")
+    return {"text": text, "label": label}
+
+
+_SAFE_WORDS = {"safe", "benign", "neither", "none", "clean", "ok", "not_toxic", "non-toxic", "false",
+               "0", "no", "harmless", "normal"}
+_UNSAFE_WORDS = {"unsafe", "harmful", "toxic", "hate", "offensive", "abusive", "true", "1", "yes",
+                 "spam", "harm"}
+
+
+@MAPPERS.register("safety")
+def map_safety(row, field_map, options, base_dir=None):
+    """label: explicit unsafe_values/safe_values options, else safe/unsafe words."""
+    text = text_field(row, field_map, "text")
+    raw = label_text(lookup(row, field_map.get("label", "label")), "label")
+    unsafe_values = {str(v) for v in options.get("unsafe_values") or ()}
+    safe_values = {str(v) for v in options.get("safe_values") or ()}
+    if raw in unsafe_values:
+        label = "unsafe"
+    elif raw in safe_values:
+        label = "safe"
+    elif not unsafe_values and raw.lower() in _UNSAFE_WORDS:
+        label = "unsafe"
+    elif not safe_values and raw.lower() in _SAFE_WORDS:
+        label = "safe"
+    else:
+        raise RowReject("label_not_in_set", f"label {raw!r} is neither a safe nor an unsafe value")
+    categories: list[str] = []
+    if "categories" in field_map:
+        value = lookup(row, field_map["categories"], default=None)
+        if isinstance(value, str):
+            value = [c.strip() for c in value.split(",")]
+        categories = [str(c) for c in (value or []) if str(c).strip()]
+    elif label == "unsafe":
+        name = (options.get("label_names") or {}).get(raw, raw)
+        categories = [str(name)]
+    return {"text": text, "label": label, "categories": categories}
