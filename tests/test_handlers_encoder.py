@@ -15,8 +15,14 @@ from brewslm_core.train import TrainConfig, get_handler, read_trace, train
 from brewslm_core.train.base_model import resolve_model_path
 from brewslm_core.train.handlers import IGNORE
 from brewslm_core.train.handlers.encoder_tools import bio_spans, span_set_scores
+from brewslm_core.train.handlers.generative import fields_json, is_causal_lm, parse_fields
 from brewslm_core.train.handlers.qa import best_over_golds, normalize_answer, token_f1
-from brewslm_core.train.handlers.structured import bio_for_char_spans, char_spans_from_tags
+from brewslm_core.train.handlers.structured import (
+    bio_for_char_spans,
+    char_spans_from_tags,
+    field_match_scores,
+    record_fields,
+)
 
 SQUAD = "json:qa_squad/squad_v2_dev_Normans_subset.json"
 WNUT = "conll:ner/wnut17_emerging.dev.conll"
@@ -125,6 +131,33 @@ def test_squad_answer_normalisation_and_token_f1():
     assert best_over_golds("Rollo", ["Rollo", "the Viking Rollo"]) == (1.0, 1.0)
     assert best_over_golds("", []) == (1.0, 1.0)  # no-answer predicted for an unanswerable one
     assert best_over_golds("France", []) == (0.0, 0.0)
+
+
+def test_fields_of_records_round_trip_through_json():
+    slot = {"text": "A table for 4 people at 7pm, please",
+            "spans": [{"label": "people", "start": 12, "end": 20},
+                      {"label": "time", "start": 24, "end": 27}]}
+    words = {"tokens": ["Ed", "Sheeran", "played", "in", "Paris", "and", "Rome"],
+             "tags": ["B-person", "I-person", "O", "O", "B-location", "O", "B-location"]}
+    assert record_fields(slot)[1] == {"people": ["4 people"], "time": ["7pm"]}
+    text, fields = record_fields(words)
+    assert text == "Ed Sheeran played in Paris and Rome"
+    assert fields == {"location": ["Paris", "Rome"], "person": ["Ed Sheeran"]}
+    assert json.loads(fields_json(fields)) == {"location": ["Paris", "Rome"],
+                                               "person": "Ed Sheeran"}
+    # what a model writes: chatter around the object, values in any order
+    said = 'Sure: {"person": "Ed Sheeran", "location": ["Rome", "Paris"]} done'
+    assert parse_fields(said) == fields
+    assert parse_fields("no json here") is None and parse_fields('{"a": ') is None
+    scores = field_match_scores([fields, {"time": ["7pm"]}], [fields, {"time": ["8pm"]}])
+    assert scores["exact_match"] == 0.5
+    assert scores["per_field"]["time"] == {"exact_match": 0.0, "rows": 1}
+    assert scores["per_field"]["person"] == {"exact_match": 1.0, "rows": 1}
+
+
+def test_generative_option_follows_the_base_model_kind():
+    assert not is_causal_lm(resolve_model_path("auto", "qa"))
+    assert is_causal_lm(resolve_model_path("smollm2", "qa"))
 
 
 def test_qa_windows_keep_the_answer_and_stride_long_contexts(shared_data):

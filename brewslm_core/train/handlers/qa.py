@@ -33,6 +33,7 @@ from .encoder_tools import (
     save_encoder_model,
     to_device,
 )
+from .generative import GenerativeTask, is_causal_lm
 
 if TYPE_CHECKING:
     import torch
@@ -76,6 +77,54 @@ def best_over_golds(prediction: str, golds: Sequence[str]) -> tuple[float, float
     )
 
 
+def qa_metrics(predictions: Sequence[str], rows: Sequence[dict]) -> dict[str, Any]:
+    """SQuAD 2.0 style: exact match and token F1 overall, on answerable rows, and the share of
+    unanswerable rows answered with "no answer" (prediction "")."""
+    per_row = []
+    for row, prediction in zip(rows, predictions, strict=True):
+        golds = [str(a["text"]) for a in row["record"].get("answers") or []]
+        em, f1 = best_over_golds(prediction, golds)
+        per_row.append((bool(golds), em, f1, prediction == ""))
+    has = [r for r in per_row if r[0]]
+    none = [r for r in per_row if not r[0]]
+
+    def mean(values: list[float]) -> float | None:
+        return sum(values) / len(values) if values else None
+
+    return {
+        "exact_match": mean([r[1] for r in per_row]),
+        "f1": mean([r[2] for r in per_row]),
+        "has_answer_n": len(has),
+        "has_answer_exact_match": mean([r[1] for r in has]),
+        "has_answer_f1": mean([r[2] for r in has]),
+        "no_answer_n": len(none),
+        "no_answer_accuracy": mean([r[1] for r in none]),
+        "predicted_no_answer_rate": mean([float(r[3]) for r in per_row]),
+    }
+
+
+NO_ANSWER_TEXT = "unanswerable"  # what the generative option writes for "no answer"
+
+
+def generative_qa() -> GenerativeTask:
+    def prompt(record: dict) -> str:
+        return (
+            "Answer the question with a short span copied from the context. If the context "
+            f"does not answer it, reply {NO_ANSWER_TEXT}.\n\nContext: {record.get('context', '')}"
+            f"\n\nQuestion: {record.get('question', '')}"
+        )
+
+    def target(record: dict) -> str:
+        answers = record.get("answers") or []
+        return str(answers[0]["text"]) if answers else NO_ANSWER_TEXT
+
+    def metrics(generated: list[str], rows: Sequence[dict]) -> dict[str, Any]:
+        said = ["" if normalize_answer(g) == NO_ANSWER_TEXT else g for g in generated]
+        return {"n": len(rows), **qa_metrics(said, rows)}
+
+    return GenerativeTask("generative", prompt, target, metrics, max_new_tokens=32)
+
+
 def _module():  # torch is imported lazily; the class is built on first use
     import torch
 
@@ -107,12 +156,17 @@ class QAHandler:
         self.max_length = 128
         self.pack_length = 0
         self.stride = 32
+        self.generative: GenerativeTask | None = None  # set when the base is a causal LM
 
     # ---- setup --------------------------------------------------------------------------
     def setup(self, model_path: Path, train_rows: Sequence[dict], config: TrainConfig) -> None:
         from transformers import AutoTokenizer
 
         self.model_path = Path(model_path)
+        if is_causal_lm(self.model_path):  # the generative option: the LM writes the answer
+            self.generative = generative_qa()
+            self.generative.setup(self.model_path, train_rows, config)
+            return
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
         if not self.tokenizer.is_fast:
             raise ValueError(
@@ -126,6 +180,8 @@ class QAHandler:
         self.stride = config.max_length // 4
 
     def build_model(self, config: TrainConfig) -> torch.nn.Module:
+        if self.generative is not None:
+            return self.generative.build_model(config)
         encoder = load_encoder(self.model_path, config, self.lora_targets)
         return _module()(encoder, encoder.config.hidden_size)
 
@@ -190,6 +246,8 @@ class QAHandler:
 
     def encode(self, rows: Sequence[dict]) -> list[Example | None]:
         """One training window per row; None for a row whose answer fits no window."""
+        if self.generative is not None:
+            return self.generative.encode(rows)
         by_row: dict[int, Example] = {
             w.extra["row"]: w for w in self.windows(rows) if w.extra["train"]
         }
@@ -198,6 +256,8 @@ class QAHandler:
     def collate(self, examples: Sequence[Example], packing: bool) -> dict[str, Any]:
         import torch
 
+        if self.generative is not None:
+            return self.generative.collate(examples, packing)
         batch, groups, offsets = packed_batch(
             examples, self.tokenizer.pad_token_id or 0, packing, self.pack_length
         )
@@ -229,6 +289,8 @@ class QAHandler:
         return (start + end) / 2
 
     def loss(self, model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
+        if self.generative is not None:
+            return self.generative.loss(model, batch)
         return self._span_loss(model(batch), batch["targets"]), batch["n_examples"]
 
     # ---- prediction ---------------------------------------------------------------------
@@ -286,38 +348,27 @@ class QAHandler:
         return answers, loss_sum, counted
 
     def score(self, model: torch.nn.Module, rows: Sequence[dict]) -> dict[str, Any]:
+        if self.generative is not None:
+            return self.generative.score(model, rows)
         if not rows:
             return {"n": 0}
         predictions, loss_sum, counted = self.predict(model, rows)
-        per_row = []
-        for row, prediction in zip(rows, predictions, strict=True):
-            golds = [str(a["text"]) for a in row["record"].get("answers") or []]
-            em, f1 = best_over_golds(prediction, golds)
-            per_row.append((bool(golds), em, f1, prediction == ""))
-        has = [r for r in per_row if r[0]]
-        none = [r for r in per_row if not r[0]]
-
-        def mean(values: list[float]) -> float | None:
-            return sum(values) / len(values) if values else None
-
         return {
             "n": len(rows),
             "eval_loss": loss_sum / counted if counted else None,
-            "exact_match": mean([r[1] for r in per_row]),
-            "f1": mean([r[2] for r in per_row]),
-            "has_answer_n": len(has),
-            "has_answer_exact_match": mean([r[1] for r in has]),
-            "has_answer_f1": mean([r[2] for r in has]),
-            "no_answer_n": len(none),
-            "no_answer_accuracy": mean([r[1] for r in none]),
-            "predicted_no_answer_rate": mean([float(r[3]) for r in per_row]),
+            **qa_metrics(predictions, rows),
         }
 
     # ---- output -------------------------------------------------------------------------
     def save(self, model: torch.nn.Module, out_dir: Path) -> None:
+        if self.generative is not None:
+            self.generative.save(model, out_dir)
+            return
         save_encoder_model(model.encoder, {"head": model.head}, self.tokenizer, self.state(), out_dir)
 
     def state(self) -> dict[str, Any]:
+        if self.generative is not None:
+            return self.generative.state()
         return {
             "head": "start_end",
             "no_answer": "cls",

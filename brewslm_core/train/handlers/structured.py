@@ -33,6 +33,7 @@ from .encoder_tools import (
     span_set_scores,
     to_device,
 )
+from .generative import GenerativeTask, fields_json, is_causal_lm, parse_fields
 
 if TYPE_CHECKING:
     import torch
@@ -104,6 +105,37 @@ def fields_of(text: str, spans: Sequence[tuple[str, int, int]]) -> dict[str, lis
     return {k: sorted(v) for k, v in out.items()}
 
 
+def field_match_scores(
+    gold: Sequence[dict[str, list[str]]], pred: Sequence[dict[str, list[str] | None]]
+) -> dict[str, Any]:
+    """Slot filling: per-field exact match of the value(s), over rows where gold or prediction
+    has the field, and whole-row exact match."""
+    hits: dict[str, list[int]] = {}
+    rows_exact = 0
+    for g, p in zip(gold, pred, strict=True):
+        rows_exact += g == p
+        for field in set(g) | set(p):
+            seen = hits.setdefault(field, [0, 0])
+            seen[0] += g.get(field) == p.get(field)
+            seen[1] += 1
+    return {
+        "exact_match": rows_exact / len(gold) if gold else 0.0,
+        "per_field": {f: {"exact_match": h / n, "rows": n} for f, (h, n) in sorted(hits.items())},
+    }
+
+
+def record_fields(record: dict) -> tuple[str, dict[str, list[str]]]:
+    """The text of a record and its gold fields (entity type -> span texts)."""
+    if is_word_record(record):
+        words = [str(t) for t in record["tokens"]]
+        fields: dict[str, list[str]] = {}
+        for label, a, b in bio_spans([str(t) for t in record["tags"]]):
+            fields.setdefault(label, []).append(" ".join(words[a:b]))
+        return " ".join(words), {k: sorted(v) for k, v in fields.items()}
+    text = str(record.get("text", ""))
+    return text, fields_of(text, gold_char_spans(record))
+
+
 class StructuredExtractionHandler:
     task_profile = "structured_extraction"
     lora_targets: Any = ENCODER_LORA_TARGETS
@@ -116,12 +148,16 @@ class StructuredExtractionHandler:
         self.label_id: dict[str, int] = {}
         self.max_length = 128
         self.pack_length = 0
+        self.generative: GenerativeTask | None = None  # set when the base is a causal LM
 
     # ---- setup --------------------------------------------------------------------------
     def setup(self, model_path: Path, train_rows: Sequence[dict], config: TrainConfig) -> None:
         from transformers import AutoTokenizer
 
         self.model_path = Path(model_path)
+        if is_causal_lm(self.model_path):
+            self._setup_generative(train_rows, config)
+            return
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
         if not self.tokenizer.is_fast:
             raise ValueError(
@@ -147,7 +183,44 @@ class StructuredExtractionHandler:
         self.labels = [OUTSIDE, *sorted(names)]
         self.label_id = {label: i for i, label in enumerate(self.labels)}
 
+    def _setup_generative(self, train_rows: Sequence[dict], config: TrainConfig) -> None:
+        """field_match: the causal LM writes a JSON object of the fields seen in training."""
+        fields = sorted({f for r in train_rows for f in record_fields(r["record"])[1]})
+        if not fields:
+            raise ValueError(
+                "structured extraction found no entity in the training rows; add rows that "
+                "mark entities"
+            )
+        names = ", ".join(fields)
+
+        def prompt(record: dict) -> str:
+            text = record_fields(record)[0]
+            return (
+                f"Extract these fields from the text as a JSON object: {names}. "
+                f"Leave out fields that do not occur.\n\nText: {text}"
+            )
+
+        def target(record: dict) -> str:
+            return fields_json(record_fields(record)[1])
+
+        def metrics(generated: list[str], rows: Sequence[dict]) -> dict[str, Any]:
+            parsed = [parse_fields(g) for g in generated]
+            gold = [record_fields(r["record"])[1] for r in rows]
+            return {
+                "n": len(rows),
+                "scoring_mode": "field_match",
+                "invalid_json_rate": sum(p is None for p in parsed) / len(rows),
+                **field_match_scores(gold, [p or {} for p in parsed]),
+            }
+
+        self.scoring_mode = "field_match"
+        self.labels = fields
+        self.generative = GenerativeTask("field_match", prompt, target, metrics, 64)
+        self.generative.setup(self.model_path, train_rows, config)
+
     def build_model(self, config: TrainConfig) -> torch.nn.Module:
+        if self.generative is not None:
+            return self.generative.build_model(config)
         encoder = load_encoder(self.model_path, config, self.lora_targets)
         return _module()(encoder, encoder.config.hidden_size, len(self.labels))
 
@@ -157,6 +230,8 @@ class StructuredExtractionHandler:
 
     def encode(self, rows: Sequence[dict]) -> list[Example | None]:
         """One example per row; ``extra`` keeps what decoding needs (word ids or offsets)."""
+        if self.generative is not None:
+            return self.generative.encode(rows)
         out: list[Example | None] = [None] * len(rows)
         words = [i for i, r in enumerate(rows) if is_word_record(r["record"])]
         texts = [i for i, r in enumerate(rows) if not is_word_record(r["record"])]
@@ -197,6 +272,8 @@ class StructuredExtractionHandler:
         return Example(list(ids), target, extra)
 
     def collate(self, examples: Sequence[Example], packing: bool) -> dict[str, Any]:
+        if self.generative is not None:
+            return self.generative.collate(examples, packing)
         batch, groups, offsets = packed_batch(
             examples, self.tokenizer.pad_token_id or 0, packing, self.pack_length
         )
@@ -209,6 +286,8 @@ class StructuredExtractionHandler:
     def loss(self, model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
         import torch
 
+        if self.generative is not None:
+            return self.generative.loss(model, batch)
         logits = model(batch)
         labels = batch["labels"]
         keep = labels != IGNORE
@@ -274,6 +353,8 @@ class StructuredExtractionHandler:
         return out, loss_sum, count
 
     def score(self, model: torch.nn.Module, rows: Sequence[dict]) -> dict[str, Any]:
+        if self.generative is not None:
+            return self.generative.score(model, rows)
         if not rows:
             return {"n": 0}
         predicted, loss_sum, count = self._extract(model, rows)
@@ -291,35 +372,24 @@ class StructuredExtractionHandler:
         }
         text_rows = [i for i, r in enumerate(rows) if not is_word_record(r["record"])]
         if text_rows:
-            out["field_match"] = self._field_match(
-                [rows[i]["record"].get("text", "") for i in text_rows],
-                [gold[i] for i in text_rows],
-                [predicted[i] for i in text_rows],
+            texts = [str(rows[i]["record"].get("text", "")) for i in text_rows]
+            out["field_match"] = field_match_scores(
+                [fields_of(t, gold[i]) for t, i in zip(texts, text_rows, strict=True)],
+                [fields_of(t, predicted[i]) for t, i in zip(texts, text_rows, strict=True)],
             )
         return out
 
-    @staticmethod
-    def _field_match(texts: list[str], gold: list, pred: list) -> dict[str, Any]:
-        """Slot filling: per-field exact match of the value(s), and whole-row exact match."""
-        hits: dict[str, list[int]] = {}
-        rows_exact = 0
-        for text, g, p in zip(texts, gold, pred, strict=True):
-            gf, pf = fields_of(text, g), fields_of(text, p)
-            rows_exact += gf == pf
-            for field in set(gf) | set(pf):
-                seen = hits.setdefault(field, [0, 0])
-                seen[0] += gf.get(field) == pf.get(field)
-                seen[1] += 1
-        return {
-            "exact_match": rows_exact / len(texts) if texts else 0.0,
-            "per_field": {f: {"exact_match": h / n, "rows": n} for f, (h, n) in sorted(hits.items())},
-        }
-
     # ---- output -------------------------------------------------------------------------
     def save(self, model: torch.nn.Module, out_dir: Path) -> None:
+        if self.generative is not None:
+            self.generative.save(model, out_dir)
+            return
         save_encoder_model(model.encoder, {"head": model.head}, self.tokenizer, self.state(), out_dir)
 
     def state(self) -> dict[str, Any]:
+        if self.generative is not None:
+            return {**self.generative.state(), "fields": self.labels,
+                    "scoring_mode": self.scoring_mode}
         return {
             "labels": self.labels,
             "scheme": "BIO",
