@@ -19,6 +19,7 @@ from typing import NamedTuple
 from .base import open_binary
 
 CHUNK = 1 << 20
+ENOUGH_UTF8 = 10_000  # this many valid multi-byte sequences settle it: the file is UTF-8
 SAMPLE_LINES = 2000
 
 # Candidate single-byte code pages in preference order (first wins a tie).
@@ -180,14 +181,16 @@ def detect_encoding(path: Path) -> EncodingInfo:
                 has_nul = has_nul or b"\x00" in block
                 try:
                     block.decode("utf-8")
-                    good_multibyte += 0 if block.isascii() else len(_MULTIBYTE.findall(block))
+                    if good_multibyte < ENOUGH_UTF8 and not block.isascii():
+                        good_multibyte += len(_MULTIBYTE.findall(block))
                     line_no += block.count(b"\n")
                 except UnicodeDecodeError:
                     for line in block.splitlines(keepends=True):
                         line_no += 1
                         try:
                             line.decode("utf-8")
-                            good_multibyte += 0 if line.isascii() else len(_MULTIBYTE.findall(line))
+                            if good_multibyte < ENOUGH_UTF8 and not line.isascii():
+                                good_multibyte += len(_MULTIBYTE.findall(line))
                         except UnicodeDecodeError:
                             bad_lines += 1
                             first_bad = first_bad or line_no
@@ -197,7 +200,7 @@ def detect_encoding(path: Path) -> EncodingInfo:
                 break
     if bad_lines == 0:
         return EncodingInfo("utf-8", [], True, has_nul)
-    if good_multibyte >= bad_lines:  # real multi-byte UTF-8 is rare by accident
+    if good_multibyte >= min(bad_lines, ENOUGH_UTF8):  # real multi-byte UTF-8 is no accident
         notes.append(
             f"encoding utf-8 with {bad_lines} undecodable line(s) (first at line {first_bad}); "
             "they become sentinel rows"

@@ -31,25 +31,33 @@ def _fast_loads() -> Any:
     return orjson.loads
 
 
+UNICODE = ("utf-8", "utf-8-sig", "utf-16", "utf-32", "utf-16-le", "utf-16-be")
+
+
+def _is_utf8(line: bytes) -> bool:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _recode(line: bytes, encoding: str) -> bytes:
+    return line.decode(encoding, errors="surrogateescape").encode("utf-8", "surrogateescape")
+
+
 class JsonlConnector(FileConnector):
     kind = "jsonl"
 
     def _rows(self) -> Iterator[Row]:
         blank = 0
         fast = _fast_loads()
-        # JSON Lines should be UTF-8; a whole-file check catches cp1252 exports (cheap when clean).
-        info = detect_encoding(self.path)
-        single_byte = info.encoding not in ("utf-8", "utf-8-sig", "utf-16", "utf-32",
-                                            "utf-16-le", "utf-16-be")
-        if single_byte:
-            self.encoding = info.encoding
-            for note in info.notes:
-                self.note(note)
+        single_byte: str | None = None  # set once a line fails to decode as UTF-8
+        checked = False
         with open_binary(self.path) as fh:
             for line_no, line in enumerate(fh, start=1):
                 if single_byte and not line.isascii():
-                    line = line.decode(info.encoding, errors="surrogateescape").encode(
-                        "utf-8", errors="surrogateescape")
+                    line = _recode(line, single_byte)
                 try:
                     value = fast(line)  # the common case: one call per line, nothing else
                 except ValueError:
@@ -57,6 +65,16 @@ class JsonlConnector(FileConnector):
                 else:
                     yield value if isinstance(value, dict) else as_row(value)
                     continue
+                if not checked and not _is_utf8(line):
+                    # JSON Lines should be UTF-8; only now pay for a whole-file check, which
+                    # tells a cp1252 export (decode it) from a few bad lines (sentinels).
+                    checked = True
+                    info = detect_encoding(self.path)
+                    if info.encoding not in UNICODE:
+                        single_byte = self.encoding = info.encoding
+                        for note in info.notes:
+                            self.note(note)
+                        line = _recode(line, single_byte)
                 if line_no == 1 and line.startswith(codecs.BOM_UTF8):
                     line = line[3:]
                     self.note("utf-8 byte order mark skipped")
