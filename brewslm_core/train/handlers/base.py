@@ -105,8 +105,10 @@ def lay_out(
             pos[r, at : at + n] = torch.arange(n)
             seg[r, at : at + n] = i
             at += n
-        # padding gets its own restarted positions: for causal models it becomes a separate
-        # (loss-free) segment, so real tokens never attend to it
-        pos[r, at:] = torch.arange(width - at)
+        # trailing padding continues the last example's positions: a causal model then sees
+        # no extra segment (real tokens never attend forward to it) and keeps its fast
+        # unmasked path; bidirectional handlers mask padding by ``segment`` instead
+        last = lengths[group[-1]]
+        pos[r, at:] = torch.arange(last, last + width - at)
     rows = PackedRows(ids, pos, seg, tokens=ids.numel(), real_tokens=sum(lengths))
     return rows, groups

@@ -104,10 +104,14 @@ class ClassificationHandler:
     def collate(self, examples: Sequence[Example], packing: bool) -> dict[str, Any]:
         import torch
 
-        rows, _ = lay_out(examples, self.tokenizer.pad_token_id or 0, packing, self.pack_length)
+        rows, groups = lay_out(examples, self.tokenizer.pad_token_id or 0, packing,
+                               self.pack_length)
         seg = rows.segment
-        # True = may attend. Padding forms its own block so no softmax row is empty.
-        mask = (seg.unsqueeze(2) == seg.unsqueeze(1)).unsqueeze(1)
+        if rows.tokens == rows.real_tokens and all(len(g) == 1 for g in groups):
+            mask = None  # one text per row, no padding: the unmasked (faster) attention path
+        else:
+            # True = may attend. Padding forms its own block so no softmax row is empty.
+            mask = (seg.unsqueeze(2) == seg.unsqueeze(1)).unsqueeze(1)
         n = len(examples)
         pool = torch.where(seg >= 0, seg, torch.full_like(seg, n)).flatten()
         return {

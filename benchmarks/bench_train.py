@@ -1,0 +1,394 @@
+"""Training speed: our engine vs the HF Trainer on the same model, data, steps and batch size.
+
+    python -m benchmarks.bench_train            # --quick (default): a few minutes on 2 cores
+    python -m benchmarks.bench_train --full     # longer runs (3 MiniLM epochs, more SFT steps)
+    python -m benchmarks.bench_train --task cls --steps 40 --threads 2
+
+Per task it trains, each in a fresh subprocess (so peak RSS is per run):
+  hf-pad-max     HF Trainer, padding to max_length, random batches
+  hf-dynamic     HF Trainer, DataCollatorWithPadding, random batches
+  hf-grouped     HF Trainer, DataCollatorWithPadding + train_sampling_strategy="group_by_length"
+                 (the baseline: HF's best built-in setting)
+  ours           brewslm engine: length bucketing + packing with block-diagonal attention
+Real (non-pad) tokens/s are reported as ratios against hf-grouped, with absolute figures,
+peak RSS, model FLOPs utilisation against a matmul peak measured in this run, and the eval
+quality of each trained model. SFT uses DataCollatorForSeq2Seq for HF (the padding collator
+that also pads labels). Tasks: cls = all-MiniLM-L6-v2 on banking77 (full fine-tuning);
+sft = SmolLM2-135M-Instruct on the alpaca demo (LoRA r=16 on all linear layers; --sft-full for
+full fine-tuning).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("BREWSLM_SHARED_DATA", REPO.parent / "shared" / "data"))
+VARIANTS = ("hf-pad-max", "hf-dynamic", "hf-grouped", "ours")
+
+
+# ---- data ---------------------------------------------------------------------------------
+def banking(split: str, n: int, seed: int) -> list[dict]:
+    with (DATA / "banking77" / f"{split}.csv").open(encoding="utf-8") as fh:
+        rows = [{"record": {"text": r["text"], "label": r["category"]}} for r in csv.DictReader(fh)]
+    random.Random(seed).shuffle(rows)
+    return rows[:n]
+
+
+def alpaca(n_train: int, n_eval: int, seed: int) -> tuple[list[dict], list[dict]]:
+    data = json.loads((DATA / "instruct" / "llamafactory_alpaca_en_demo.json").read_text("utf-8"))
+    random.Random(seed).shuffle(data)
+    rows = []
+    for d in data:
+        user = d["instruction"] + ("\n\n" + d["input"] if d["input"] else "")
+        rows.append(
+            {
+                "record": {
+                    "messages": [
+                        {"role": "user", "content": user},
+                        {"role": "assistant", "content": d["output"]},
+                    ]
+                }
+            }
+        )
+    return rows[:n_train], rows[-n_eval:]
+
+
+def task_data(spec: dict) -> tuple[list[dict], list[dict]]:
+    if spec["task"] == "cls":
+        return banking("train", spec["n_train"], 0), banking("test", spec["n_eval"], 1)
+    return alpaca(spec["n_train"], spec["n_eval"], 0)
+
+
+# ---- measurements -------------------------------------------------------------------------
+def matmul_peak_gflops(size: int = 1024, reps: int = 5) -> float:
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        for _ in range(4):
+            torch.mm(a, b)
+        best = min(best, (time.perf_counter() - t) / 4)
+    return 2 * size**3 / best / 1e9
+
+
+def non_embedding_params(model) -> int:
+    import torch
+
+    emb = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
+    return sum(p.numel() for p in model.parameters() if id(p) not in emb)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ---- one run (in a subprocess) --------------------------------------------------------------
+def run_ours(spec: dict) -> dict:
+    from brewslm_core import Project
+    from brewslm_core.train import TrainConfig, train
+
+    train_rows, eval_rows = task_data(spec)
+    cfg = TrainConfig(
+        task_profile="classification" if spec["task"] == "cls" else "seq2seq",
+        method=spec["method"],
+        lr=spec["lr"],
+        batch_size=spec["batch"],
+        max_length=spec["max_length"],
+        max_steps=spec["steps"],
+        epochs=spec["epochs"],
+        threads=spec["threads"],
+        seed=0,
+        eval_max_rows=spec["n_eval"],
+        lora_r=16,
+        lora_alpha=32,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Project.create(Path(tmp) / "bench")
+        result = train(project, cfg, train_rows, eval_rows)
+        if result.status != "completed":
+            raise RuntimeError(result.error)
+        plan = json.loads((Path(result.run_dir) / "plan.json").read_text())
+        trace = [json.loads(x) for x in (Path(result.run_dir) / "trace.jsonl").read_text().split("\n") if x]
+    steps = [t for t in trace if t.get("split") == "train"]
+    real = sum(t["real_tokens"] for t in steps)
+    tokens = sum(t["tokens"] for t in steps)
+    return {
+        "real_tokens": real,
+        "tokens": tokens,
+        "seconds": real / result.real_tokens_per_s,
+        "eval": result.eval,
+        "final_train_loss": result.final_train_loss,
+        "n_params_nonemb": spec.get("n_params_nonemb") or plan["params"]["total"],
+    }
+
+
+def run_hf(spec: dict) -> dict:
+    import torch
+    from datasets import Dataset
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoModelForSequenceClassification,
+        DataCollatorForSeq2Seq,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
+
+    from brewslm_core.train import TrainConfig, get_handler
+    from brewslm_core.train.base_model import resolve_model_path
+    from brewslm_core.train.handlers import IGNORE
+
+    torch.set_num_threads(spec["threads"])
+    profile = "classification" if spec["task"] == "cls" else "seq2seq"
+    train_rows, eval_rows = task_data(spec)
+    path = resolve_model_path("auto", profile)
+    cfg = TrainConfig(
+        task_profile=profile, max_length=spec["max_length"], method=spec["method"], lora_r=16, lora_alpha=32
+    )
+    handler = get_handler(profile)  # same tokenisation and truncation as ours
+    handler.setup(path, train_rows, cfg)
+    examples = [e for e in handler.encode(train_rows) if e is not None]
+    tok = handler.tokenizer
+    if spec["task"] == "cls":
+        cols = {"input_ids": [e.input_ids for e in examples], "labels": [e.target for e in examples]}
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=len(handler.labels), attn_implementation="sdpa"
+        )
+        pad = "max_length" if spec["variant"] == "hf-pad-max" else True
+        inner = DataCollatorWithPadding(tok, padding=pad, max_length=spec["max_length"])
+    else:
+        labels = [[IGNORE] + list(e.target[:-1]) for e in examples]  # unshifted, HF shifts
+        cols = {"input_ids": [e.input_ids for e in examples], "labels": labels}
+        model = AutoModelForCausalLM.from_pretrained(path, attn_implementation="sdpa")
+        model.config.use_cache = False
+        if spec["method"] == "lora":
+            from brewslm_core.train.handlers.lora import adapt
+
+            model = adapt(model, cfg, "all-linear")
+        pad = "max_length" if spec["variant"] == "hf-pad-max" else True
+        inner = DataCollatorForSeq2Seq(
+            tok, padding=pad, max_length=spec["max_length"], label_pad_token_id=IGNORE
+        )
+    cols["attention_mask"] = [[1] * len(x) for x in cols["input_ids"]]
+    cols["length"] = [len(x) for x in cols["input_ids"]]
+    dataset = Dataset.from_dict(cols)
+    counts = {"real": 0, "tokens": 0}
+
+    def collate(features):
+        features = [{k: v for k, v in f.items() if k != "length"} for f in features]
+        batch = inner(features)
+        counts["real"] += int(batch["attention_mask"].sum())
+        counts["tokens"] += int(batch["attention_mask"].numel())
+        return batch
+
+    clock = {}
+
+    class Clock(TrainerCallback):
+        def on_train_begin(self, *a, **k):
+            clock["t0"] = time.perf_counter()
+
+        def on_train_end(self, *a, **k):
+            clock["t1"] = time.perf_counter()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        args = TrainingArguments(
+            output_dir=tmp,
+            per_device_train_batch_size=spec["batch"],
+            max_steps=spec["steps"],
+            learning_rate=spec["lr"],
+            lr_scheduler_type="linear",
+            warmup_steps=0,
+            weight_decay=0.0,
+            max_grad_norm=1.0,
+            seed=0,
+            save_strategy="no",
+            report_to=[],
+            logging_strategy="no",
+            disable_tqdm=True,
+            use_cpu=True,
+            dataloader_num_workers=0,
+            remove_unused_columns=False,
+            train_sampling_strategy="group_by_length" if spec["variant"] == "hf-grouped" else "random",
+        )
+        trainer = Trainer(
+            model=model, args=args, train_dataset=dataset, data_collator=collate, callbacks=[Clock()]
+        )
+        out = trainer.train()
+        model = trainer.model
+    model.eval()
+    if spec["task"] == "cls":
+        ev_examples = [e for e in handler.encode(eval_rows) if e is not None]
+        correct = 0
+        with torch.no_grad():
+            for i in range(0, len(ev_examples), 64):
+                part = ev_examples[i : i + 64]
+                b = DataCollatorWithPadding(tok)([{"input_ids": e.input_ids} for e in part])
+                pred = model(**b).logits.argmax(-1)
+                correct += int((pred == torch.tensor([e.target for e in part])).sum())
+        ev = {"n": len(ev_examples), "accuracy": correct / max(len(ev_examples), 1)}
+    else:
+        ev = handler.score(model, eval_rows)  # the same assistant-token loss as ours
+    return {
+        "real_tokens": counts["real"],
+        "tokens": counts["tokens"],
+        "seconds": clock["t1"] - clock["t0"],
+        "eval": ev,
+        "final_train_loss": out.training_loss,
+        "n_params_nonemb": non_embedding_params(model),
+    }
+
+
+def run_one(spec: dict) -> dict:
+    import torch
+
+    torch.set_num_threads(spec["threads"])
+    result = run_ours(spec) if spec["variant"] == "ours" else run_hf(spec)
+    result["peak_rss_mb"] = peak_rss_mb()
+    return result
+
+
+# ---- orchestration ----------------------------------------------------------------------------
+def specs(args) -> list[dict]:
+    out = []
+    for task in args.task.split(","):
+        if task == "cls":
+            steps = args.steps or (60 if args.quick else 0)
+            base = {
+                "task": "cls",
+                "method": "full",
+                "lr": 1e-4,
+                "batch": 32,
+                "max_length": 64,
+                "n_train": 10003 if not args.quick else 2000,
+                "n_eval": 1000 if not args.quick else 300,
+                "epochs": 3,
+            }
+            if steps:
+                base["steps"] = steps
+            else:  # --full: 3 epochs over the whole training file
+                base["steps"] = 3 * -(-base["n_train"] // base["batch"])
+        else:
+            base = {
+                "task": "sft",
+                "method": "full" if args.sft_full else "lora",
+                "lr": 2e-5 if args.sft_full else 2e-4,
+                "batch": 4,
+                "max_length": 256,
+                "n_train": 200,
+                "n_eval": 24,
+                "epochs": 1,
+                "steps": args.steps or (6 if args.quick else 40),
+            }
+        for variant in args.variants.split(","):
+            out.append({**base, "variant": variant, "threads": args.threads})
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", default=True)
+    ap.add_argument("--full", dest="quick", action="store_false")
+    ap.add_argument("--task", default="cls,sft", help="cls, sft or both (comma separated)")
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--steps", type=int, default=0, help="optimizer steps per run")
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_THREADS", "2")))
+    ap.add_argument("--sft-full", action="store_true", help="full fine-tuning for SFT")
+    ap.add_argument("--one", help=argparse.SUPPRESS)
+    ap.add_argument("--json-out", help="also write the results here")
+    args = ap.parse_args()
+    if args.one:
+        print("RESULT " + json.dumps(run_one(json.loads(args.one))), flush=True)
+        return
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
+    import torch
+
+    torch.set_num_threads(args.threads)
+    # the machine's matmul peak, best of before and after (the box is shared: take the max)
+    peak = matmul_peak_gflops()
+    results = []
+    for spec in specs(args):
+        t = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", "benchmarks.bench_train", "--one", json.dumps(spec)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=REPO,
+        )
+        line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+        if proc.returncode or not line:
+            print(f"{spec['task']}/{spec['variant']} failed:\n{proc.stderr[-3000:]}")
+            continue
+        res = {**spec, **json.loads(line[0][7:]), "wall_s": time.perf_counter() - t}
+        res["matmul_gflops"] = peak
+        res["real_tok_s"] = res["real_tokens"] / res["seconds"]
+        res["pad_share"] = 1 - res["real_tokens"] / max(res["tokens"], 1)
+        # model FLOPs per real token: 6 x non-embedding params (forward + backward convention)
+        res["mfu"] = 6 * res["n_params_nonemb"] * res["real_tok_s"] / (res["matmul_gflops"] * 1e9)
+        results.append(res)
+        print(f"  done {spec['task']}/{spec['variant']}: {res['real_tok_s']:.0f} real tok/s", flush=True)
+    peak = max(peak, matmul_peak_gflops())
+    for res in results:
+        res["matmul_gflops"] = peak
+        res["mfu"] = 6 * res["n_params_nonemb"] * res["real_tok_s"] / (peak * 1e9)
+    report(results)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(results, indent=2))
+
+
+def report(results: list[dict]) -> None:
+    for task in dict.fromkeys(r["task"] for r in results):
+        rows = [r for r in results if r["task"] == task]
+        base = next((r for r in rows if r["variant"] == "hf-grouped"), None)
+        first = rows[0]
+        print(
+            f"\n== {task}: {first['method']} fine-tuning, batch {first['batch']}, "
+            f"{first['steps']} steps, {first['threads']} threads, "
+            f"matmul peak {first['matmul_gflops']:.0f} GFLOP/s =="
+        )
+        print(
+            f"{'variant':<12}{'real tok/s':>11}{'x grouped':>10}{'pad %':>7}{'MFU %':>7}"
+            f"{'peak MB':>9}{'train loss':>11}  eval"
+        )
+        for r in rows:
+            ratio = r["real_tok_s"] / base["real_tok_s"] if base else float("nan")
+            ev = r["eval"]
+            quality = (
+                f"acc {ev['accuracy']:.3f}"
+                if "accuracy" in ev
+                else f"loss {ev.get('eval_loss', float('nan')):.3f}"
+            )
+            print(
+                f"{r['variant']:<12}{r['real_tok_s']:>11.0f}{ratio:>10.2f}"
+                f"{100 * r['pad_share']:>7.1f}{100 * r['mfu']:>7.1f}{r['peak_rss_mb']:>9.0f}"
+                f"{r['final_train_loss']:>11.3f}  {quality}"
+            )
+        ours = next((r for r in rows if r["variant"] == "ours"), None)
+        if ours:
+            for r in rows:
+                if r is not ours:
+                    print(f"ours vs {r['variant']}: {ours['real_tok_s'] / r['real_tok_s']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
