@@ -66,13 +66,14 @@ class LossChart(BrewWidget):
     """Train loss (solid), eval loss (dashed) and learning rate (dotted, right axis) per step.
 
     One colour per run, so several runs overlay. The view draws with plotly.js from the plotly
-    package. ``live=True`` starts one publisher thread that tails each run's trace.jsonl and
-    updates ``series`` under ``hold_sync``; training itself never runs on the kernel's thread.
+    package, sent once per page on request (a custom message, not a synced trait: a 4.6 MB
+    widget state would miss anywidget's model-initialisation window). ``live=True`` starts one
+    publisher thread that tails each run's trace.jsonl and updates ``series`` under
+    ``hold_sync``; training itself never runs on the kernel's thread.
     """
 
     _esm = static_text("common.js", "loss_chart.js")
 
-    plotly_js = t.Unicode("").tag(sync=True)
     run_ids = t.List(t.Unicode()).tag(sync=True)
     # one entry per (run, series): {"run", "series": loss|eval_loss|lr, "x": [...], "y": [...]}
     series = t.List(t.Dict()).tag(sync=True)
@@ -81,7 +82,7 @@ class LossChart(BrewWidget):
     def __init__(self, project: Any, run_ids: str | list[str], *, live: bool = True,
                  poll: float = 0.5, **kwargs: Any) -> None:
         runs = [run_ids] if isinstance(run_ids, str) else list(run_ids)
-        super().__init__(plotly_js=_plotly_js(), run_ids=runs, **kwargs)
+        super().__init__(run_ids=runs, **kwargs)
         self.project = project
         self.poll = poll
         self._tails = {r: _TraceTail(project.run_dir(r) / "trace.jsonl") for r in runs}
@@ -136,6 +137,9 @@ class LossChart(BrewWidget):
     def close(self) -> None:
         self.stop()
         super().close()
+
+    def _on_need_plotly(self, _content: dict) -> None:
+        self.send({"type": "plotly_js", "source": _plotly_js()})
 
     def _publish(self) -> None:
         while not self._stop.wait(self.poll):

@@ -122,7 +122,10 @@ def test_loss_chart_reads_train_eval_lr_and_waits_for_whole_lines(project):
     series = {s["series"]: s for s in chart.series}
     assert series["loss"]["y"] == [2.5, 2.1] and series["loss"]["x"] == [1, 2]
     assert series["eval_loss"]["y"] == [2.3] and series["lr"]["y"] == [1e-4, 2e-4]
-    assert "Plotly" in chart.plotly_js  # the bundled plotly.js travels with the widget
+    sent = []
+    chart.send = lambda content, buffers=None: sent.append(content)  # capture the comm
+    click(chart, type="need_plotly")  # the view asks once per page for plotly.js
+    assert sent[0]["type"] == "plotly_js" and "Plotly" in sent[0]["source"]
 
     _write(path, tail='9, "lr": 3e-4}\n')  # the line is now complete
     assert chart.refresh() is True

@@ -1,11 +1,7 @@
 // LossChart view: plotly.js (shipped by the plotly Python package, sent by the kernel).
 
-let plotlyReady = null;
-
-function loadPlotly(source) {
-  if (window.Plotly) return Promise.resolve(window.Plotly);
-  if (plotlyReady) return plotlyReady;
-  plotlyReady = new Promise((resolve, reject) => {
+function injectPlotly(source) {
+  return new Promise((resolve, reject) => {
     // plotly.min.js is a UMD bundle: hide an AMD loader so it sets window.Plotly.
     const savedDefine = window.define;
     window.define = undefined;
@@ -16,7 +12,23 @@ function loadPlotly(source) {
     script.onerror = (e) => { window.define = savedDefine; reject(new Error(`plotly.js failed to load: ${e}`)); };
     document.head.append(script);
   });
-  return plotlyReady;
+}
+
+// One copy per page: the first chart asks its kernel for plotly.js, every chart waits on it.
+function loadPlotly(model) {
+  if (window.Plotly) return Promise.resolve(window.Plotly);
+  if (!window.__brewslmPlotly) {
+    window.__brewslmPlotly = new Promise((resolve, reject) => {
+      const onMessage = (msg) => {
+        if (!msg || msg.type !== "plotly_js") return;
+        model.off("msg:custom", onMessage);
+        injectPlotly(msg.source).then(resolve, reject);
+      };
+      model.on("msg:custom", onMessage);
+      model.send({ type: "need_plotly" });
+    });
+  }
+  return window.__brewslmPlotly;
 }
 
 const PALETTE = ["#1a73e8", "#d93025", "#188038", "#e37400", "#9334e6", "#12b5cb"];
@@ -41,7 +53,7 @@ async function renderLossChart({ model, el }) {
   el.append(root);
   let Plotly;
   try {
-    Plotly = await loadPlotly(model.get("plotly_js"));
+    Plotly = await loadPlotly(model);
   } catch (err) {
     fill(status, h("div", { class: "bsl-error" }, String(err)));
     return;
