@@ -366,6 +366,20 @@ def test_background_clean_and_staleness(project, shared_data):
         require_current(project)
 
 
+def test_clean_in_a_worker_process(project, shared_data):
+    records = _spam_records(shared_data)[:50]
+    commit(project, "classification", records)
+    commit(project, "text", [{"text": r["text"]} for r in records[:5]], "as_text")
+    task_id = start_clean(project, CleanConfig(chunk=False, pii_policy="mask"), runner="process")
+    st = tasks.wait(project, task_id, timeout=300)
+    assert st.state == "succeeded", st.error
+    assert st.pid is not None and st.result["input_rows"] == 55
+    assert st.result["config"]["pii_policy"] == "mask"
+    # Duplicates are per shape: the same texts committed as another shape are not removed.
+    metas = [m for m in metadata(project) if m["import_id"] == "as_text"]
+    assert all(m["kept"] for m in metas)
+
+
 def test_cancel_running_clean(project, shared_data):
     commit(project, "classification", _spam_records(shared_data) * 3)
     task_id = start_clean(project, CleanConfig(chunk=False))

@@ -6,7 +6,7 @@ Order of steps for each committed row (each one counts what it changed or remove
    masking under the ``mask`` policy (see ``fields``);
 2. remove: ``pii_unmaskable`` (mask policy, a finding straddles an offset), ``pii`` (drop
    policy), ``exact_duplicate`` (same normalised text as an earlier row of the same shape),
-   ``near_duplicate`` (MinHash/LSH estimate >= threshold);
+   ``near_duplicate`` (MinHash/LSH estimate >= threshold, within the same shape);
 3. after all rows: ``low_quality`` outliers (score < min_quality), unless they exceed the cap
    (then none is removed and a ``cleaning_outlier_threshold_exceeded`` warning is recorded);
 4. chunk the kept documents into token windows for retrieval.
@@ -191,11 +191,7 @@ def _run(project: Project, cfg: CleanConfig, ctx: Any) -> CleanReport:
         pii_types=cfg.pii_types if cfg.pii else None,
         mask_template=cfg.mask_template if cfg.pii and cfg.pii_policy == "mask" else None,
     )
-    near = (
-        NearDupIndex(cfg.near_dup_threshold, cfg.near_dup_num_perm, cfg.near_dup_shingle,
-                     cfg.near_dup_shingle_size, cfg.near_dup_min_shingles)
-        if cfg.near_dup else None
-    )
+    near: dict[str, NearDupIndex] = {}  # one index per shape, as exact dedup keys on shape too
     removed: Counter[str] = Counter()
     changed: Counter[str] = Counter()
     pii_by_type: Counter[str] = Counter()
@@ -269,8 +265,12 @@ def _run(project: Project, cfg: CleanConfig, ctx: Any) -> CleanReport:
                     reason, meta["duplicate_of"] = "exact_duplicate", seen[key]
                 else:
                     seen[key] = doc_id
-            if reason is None and near is not None and shape not in MEDIA_SHAPES:
-                dup_of, sim = near.check_and_add(doc_id, doc)
+            if reason is None and cfg.near_dup and shape not in MEDIA_SHAPES:
+                if shape not in near:
+                    near[shape] = NearDupIndex(
+                        cfg.near_dup_threshold, cfg.near_dup_num_perm, cfg.near_dup_shingle,
+                        cfg.near_dup_shingle_size, cfg.near_dup_min_shingles)
+                dup_of, sim = near[shape].check_and_add(doc_id, doc)
                 if dup_of is not None:
                     reason, meta["duplicate_of"] = "near_duplicate", dup_of
                     meta["near_dup_similarity"] = sim
