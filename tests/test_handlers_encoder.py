@@ -340,3 +340,44 @@ def test_rows_outside_the_label_set_are_skipped_not_guessed(shared_data):
     encoded = handler.encode([odd, new_cat])
     assert encoded[0] is None
     assert encoded[1].extra == {"categories": [0.0], "unknown_categories": 1}
+
+
+# ---- the generative option (a causal LM base) ----------------------------------------------
+def test_generative_qa_supervises_the_answer_or_unanswerable(shared_data):
+    rows = mapped(shared_data, SQUAD, "extractive_qa", 20)
+    cfg = small("qa", base="smollm2", max_length=512)
+    handler = fresh(cfg, rows)
+    assert handler.state()["mode"] == "generative"
+    tok = handler.generative.sft.tokenizer
+    examples = handler.encode(rows)
+    kinds = set()
+    for row, example in zip(rows, examples, strict=True):
+        if example is None:  # the context did not fit max_length: nothing left to supervise
+            continue
+        supervised = tok.decode([t for t in example.target if t != IGNORE]).strip()
+        answers = row["record"]["answers"]
+        expected = answers[0]["text"] if answers else "unanswerable"
+        assert supervised.startswith(expected), (supervised, expected)
+        kinds.add(bool(answers))
+    assert kinds == {True, False}
+
+
+@pytest.mark.slow
+def test_field_match_option_trains_smollm2_to_write_json_fields(project, shared_data):
+    slots = [r for r in mapped(shared_data, RESTAURANT, "span_extraction", 100)
+             if r["record"]["spans"]]
+    cfg = small("structured_extraction", base="smollm2", max_length=128, batch_size=4,
+                max_steps=2, lr=1e-3)
+    result = train(project, cfg, slots[:8], slots[8:10])
+    assert result.status == "completed", result.error
+    adapter = project.run_dir(result.run_id) / "adapter"
+    assert (adapter / "adapter_model.safetensors").is_file()
+    plan = json.loads((project.run_dir(result.run_id) / "plan.json").read_text())
+    assert plan["handler_state"]["mode"] == "field_match"
+    assert set(plan["handler_state"]["fields"]) >= {"people", "time"}
+    scores = result.eval
+    assert scores["scoring_mode"] == "field_match" and scores["n"] == 2
+    assert in_unit(scores["invalid_json_rate"]) and in_unit(scores["exact_match"])
+    gold_fields = {s["label"] for r in slots[8:10] for s in r["record"]["spans"]}
+    assert gold_fields <= set(scores["per_field"])
+    assert all(in_unit(v["exact_match"]) for v in scores["per_field"].values())
