@@ -100,6 +100,7 @@ def test_smollm2_chats_and_keeps_its_special_tokens(smollm2):
 
     _, tokenizer, model = smollm2
     assert tokenizer.eos_token == tokenizer.pad_token == "<|im_end|>"
+    assert tokenizer.model_max_length == model.config.max_position_embeddings == 8192
     assert model.config.eos_token_id == tokenizer.eos_token_id
     messages = [{"role": "user", "content": "What is the capital of France?"}]
     ids = tokenizer.apply_chat_template(
@@ -122,3 +123,21 @@ def test_smollm2_second_use_is_the_fast_path(smollm2):
     load_tokenizer(ref)
     assert (weights.stat().st_mtime_ns, (folder / "brewslm-conversion.json").stat().st_mtime_ns) \
         == stamp
+
+
+def test_causal_tokenizer_without_pad_gets_eos_as_pad(smollm2, tmp_path):
+    import json
+    import shutil
+
+    ref, _, _ = smollm2
+    folder = tmp_path / "no-pad"
+    folder.mkdir()
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(Path(ref.path) / name, folder / name)
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    del config["pad_token"]
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    local = resolve_base(str(folder), "seq2seq")
+    assert (local.kind, local.source) == ("causal_lm", "local")
+    tokenizer = load_tokenizer(local)
+    assert tokenizer.pad_token == tokenizer.eos_token == "<|im_end|>"

@@ -104,6 +104,24 @@ def test_unknown_hub_id_offline_names_the_defaults():
     assert "'smollm2'" in message and "'minilm'" in message
 
 
+def test_unreachable_hub_model_fails_to_load_clearly():
+    from brewslm_core.models import load_model, load_tokenizer
+
+    ref = ModelRef(name="brewslm-tests/no-such-model", family="hf", kind="causal_lm",
+                   path="brewslm-tests/no-such-model", source="hub")
+    with pytest.raises(ModelNotAvailableError, match="offline only cached models load"):
+        load_tokenizer(ref)
+    with pytest.raises(ModelNotAvailableError, match="'whisper-tiny.en'"):
+        load_model(ref, task="causal_lm")
+
+
+def test_unknown_task_suggests_the_closest():
+    from brewslm_core.models import load_model
+
+    with pytest.raises(UnknownNameError, match="did you mean 'causal_lm'"):
+        load_model(resolve_base("minilm"), task="casual_lm")
+
+
 def test_cache_dir_honours_env_and_stays_out_of_the_repo(private_cache, monkeypatch):
     assert cache_dir() == private_cache and private_cache.is_dir()
     monkeypatch.delenv("BREWSLM_CACHE_DIR")

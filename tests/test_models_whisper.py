@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from brewslm_core.models import ModelRef, load_model, load_tokenizer, materialize, resolve_base
-from brewslm_core.models.build import MARKER, build_once
-from brewslm_core.models.whisper import CONVERSION_VERSION, SAMPLING_RATE, convert, ct2_dir
+from brewslm_core.models.build import MARKER
+from brewslm_core.models.whisper import SAMPLING_RATE, ct2_dir, ensure_converted
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,7 @@ def whisper(tmp_path_factory):
     import torch
 
     torch.set_num_threads(2)
-    folder = build_once(tmp_path_factory.mktemp("cache") / "whisper", CONVERSION_VERSION, convert)
+    folder = ensure_converted(tmp_path_factory.mktemp("cache") / "whisper")
     ref = ModelRef(name="whisper", family="hf", path=str(folder), kind="speech_seq2seq",
                    source="local")
     return load_tokenizer(ref), load_model(ref, task="audio_transcription").eval()

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..registry import Registry
 from .ref import ModelNotAvailableError, ModelRef
-from .resolve import not_available_message
+from .resolve import OFFLINE_DEFAULTS_HINT
 
 # Task name -> transformers Auto class. Task profiles are accepted too (see _task_name).
 AUTO_CLASSES: Registry[str] = Registry("model task")
@@ -46,14 +46,22 @@ def materialize(ref: ModelRef) -> str:
     if ref.family == "smollm2":
         from .smollm2 import ensure_converted
 
-        return str(ensure_converted())
+        return str(ensure_converted(Path(ref.path)))
     if ref.family == "whisper":
         from .whisper import ensure_converted as ensure_whisper
 
-        return str(ensure_whisper())
+        return str(ensure_whisper(Path(ref.path)))
     if ref.source in ("package", "local") and not Path(ref.path).is_dir():
         raise ModelNotAvailableError(f"model folder {ref.path} is missing")
     return ref.path
+
+
+def _load_error(ref: ModelRef, exc: OSError) -> ModelNotAvailableError:
+    reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+    return ModelNotAvailableError(
+        f"cannot load base model {ref.name!r} from {ref.path}: {reason}. Weights must be "
+        f"safetensors, and offline only cached models load; {OFFLINE_DEFAULTS_HINT}"
+    )
 
 
 def _safe_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -73,7 +81,7 @@ def load_tokenizer(ref: ModelRef, **kwargs: Any) -> Any:
     try:
         tokenizer = loader.from_pretrained(location, **_safe_kwargs(kwargs))
     except OSError as exc:
-        raise ModelNotAvailableError(not_available_message(ref.path, exc)) from exc
+        raise _load_error(ref, exc) from exc
     # Batches need a pad token; decoder-only models often ship without one (pad = eos is the
     # usual choice, and what SmolLM2 itself uses).
     if ref.kind == "causal_lm" and tokenizer.pad_token is None and tokenizer.eos_token:
@@ -93,4 +101,4 @@ def load_model(ref: ModelRef, *, task: str, **kwargs: Any) -> Any:
     try:
         return auto_cls.from_pretrained(location, use_safetensors=True, **_safe_kwargs(kwargs))
     except OSError as exc:
-        raise ModelNotAvailableError(not_available_message(ref.path, exc)) from exc
+        raise _load_error(ref, exc) from exc

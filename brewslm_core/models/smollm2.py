@@ -14,7 +14,7 @@ from .ref import cache_dir
 from .resolve import SMOLLM2, package_dir
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-CONVERSION_VERSION = 1
+CONVERSION_VERSION = 2
 CHECK_PROMPT = "The capital of France is"
 LOGITS_TOLERANCE = 1e-4  # same weights, same fp32 kernels: only summation order may differ
 
@@ -68,13 +68,16 @@ def convert(out: Path) -> dict[str, Any]:
     )
     if diff > LOGITS_TOLERANCE:  # never cache a model that disagrees with its source
         raise RuntimeError(f"SmolLM2 conversion check failed: logits differ by {diff:.3g}")
+    # The GGUF tokenizer has no length limit (model_max_length ~1e30), so truncation=True would
+    # never cut; the context window is the honest limit.
+    tokenizer.model_max_length = model.config.max_position_embeddings
     model.save_pretrained(out)  # safetensors
     tokenizer.save_pretrained(out)
     return {"source": GGUF_FILE, "source_bytes": gguf_path().stat().st_size,
             "logits_max_abs_diff": diff, "check_prompt": CHECK_PROMPT}
 
 
-def ensure_converted() -> Path:
-    """The converted folder in the cache, converting once (≈30 s) if it is not there yet."""
+def ensure_converted(target: Path | None = None) -> Path:
+    """The converted folder (default: in the cache), converting once (≈30 s) if it is missing."""
     gguf_path()  # fail early with the install hint when the package is missing
-    return build_once(cache_dir() / SMOLLM2, CONVERSION_VERSION, convert)
+    return build_once(target or cache_dir() / SMOLLM2, CONVERSION_VERSION, convert)

