@@ -21,13 +21,15 @@ def exact_key(text: str, extra: str = "") -> str:
 
 
 def shingles(text: str, kind: str = "char", size: int = 5) -> set[bytes]:
+    """Distinct n-grams of the dedup form. "char" n-grams are taken over the UTF-8 bytes (the
+    same as characters for ASCII text, and one encode per document instead of per n-gram)."""
     norm = dedup_key(text)
     if kind == "word":
         words = norm.split(" ")
         grams = (" ".join(words[i : i + size]) for i in range(max(1, len(words) - size + 1)))
-    else:
-        grams = (norm[i : i + size] for i in range(max(1, len(norm) - size + 1)))
-    return {g.encode("utf-8") for g in grams if g}
+        return {g.encode("utf-8") for g in grams if g}
+    data = norm.encode("utf-8")
+    return {data[i : i + size] for i in range(max(1, len(data) - size + 1))} if data else set()
 
 
 def shingle_hashes(text: str, kind: str = "char", size: int = 5) -> list[int]:
