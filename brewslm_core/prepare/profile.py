@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 from ..contracts.prepare import SCORING_MODES
@@ -100,7 +99,7 @@ def stratum_of(profile: str, shape: str, record: dict[str, Any]) -> str | None:
     return None
 
 
-def dominant(counter: Counter[str]) -> str:
+def dominant(counter: dict[str, int]) -> str:
     """The most common key; ties go to the alphabetically first so the result is stable."""
     best = max(counter.values())
     return min(k for k, v in counter.items() if v == best)

@@ -35,9 +35,11 @@ def split_groups(
     from sklearn.model_selection import train_test_split
 
     fraction = check_fraction(eval_fraction)
-    strata: dict[str, Counter[str]] = defaultdict(Counter)
+    strata: dict[str, dict[str, int]] = defaultdict(dict)  # plain dicts: 1 per row group
     for text_hash, stratum in keys:
-        strata[text_hash][stratum if stratum is not None else ""] += 1
+        counts = strata[text_hash]
+        key = stratum if stratum is not None else ""
+        counts[key] = counts.get(key, 0) + 1
     hashes = sorted(strata)  # sorted, so commit order does not change the split
     if len(hashes) < 2:
         raise SplitError(

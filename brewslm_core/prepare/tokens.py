@@ -88,6 +88,15 @@ class _Audit:
 def _lengths(tokenizer: Any, texts: list[str], **kwargs: Any) -> list[int]:
     if not texts:
         return []
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and set(kwargs) <= {"add_special_tokens"}:
+        # A fast tokenizer's Rust backend, without the padding/truncation state it may carry:
+        # the same ids, without building a Python BatchEncoding per row.
+        backend = backend.__class__.from_str(backend.to_str())
+        backend.no_truncation()
+        backend.no_padding()
+        add = kwargs.get("add_special_tokens", True)
+        return [len(e.ids) for e in backend.encode_batch(texts, add_special_tokens=add)]
     encoded = tokenizer(texts, truncation=False, return_attention_mask=False,
                         return_token_type_ids=False, **kwargs)["input_ids"]
     return [len(ids) for ids in encoded]
