@@ -96,6 +96,7 @@ ROW_REJECT_CODES: dict[str, str] = {
     "invalid_role_sequence": "chat turns have an unknown role or no assistant turn",
     "media_missing": "the image/audio file the row points to does not exist",
     "duplicate_row": "the same normalised row already appeared earlier in this import",
+    "ragged_row": "a delimited row has more cells than the header, so its columns cannot be trusted",
     "dropped_by_user": "the user asked to drop rows with this reason",
 }
 

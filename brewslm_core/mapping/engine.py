@@ -102,6 +102,12 @@ def map_rows(conn: Connector, shape: str, field_map: dict[str, str], options: di
             yield RejectedRow(index, "unparseable_row",
                               f"line {row.line_number}: {row.error}", row.raw)
             continue
+        if row.get("_extra") and not any(str(v).startswith("_extra") for v in field_map.values()):
+            # An unquoted delimiter shifts every later cell: the mapped fields would be wrong.
+            yield RejectedRow(index, "ragged_row",
+                              f"{len(row['_extra'])} cell(s) beyond the header: "
+                              f"{row['_extra']!r}; quote the field or fix the delimiter", row)
+            continue
         try:
             record = _check_record(shape, mapper(row, field_map, options, base_dir))
         except RowReject as rej:
