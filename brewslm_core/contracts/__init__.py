@@ -5,6 +5,17 @@ from .events import RunEvent
 from .ingest import FieldInfo, SentinelRow, SourceDescription
 from .introspect import ProposedMapping, ShapeHypothesis
 from .mapping import CommitResult, DryRunReport, ReasonGroup, RejectedRow, TransformedRow
+from .prepare import (
+    MANIFEST_SCHEMA_VERSION,
+    SCORING_MODES,
+    SPLITS,
+    Manifest,
+    ManifestError,
+    OutputSchema,
+    SplitFile,
+    SupervisionAudit,
+    TokenStats,
+)
 from .reasons import (
     FORCE_THRESHOLD,
     KNOWN_REASON_CODES,
@@ -32,6 +43,15 @@ __all__ = [
     "ReasonGroup",
     "RejectedRow",
     "TransformedRow",
+    "MANIFEST_SCHEMA_VERSION",
+    "SCORING_MODES",
+    "SPLITS",
+    "Manifest",
+    "ManifestError",
+    "OutputSchema",
+    "SplitFile",
+    "SupervisionAudit",
+    "TokenStats",
     "FORCE_THRESHOLD",
     "KNOWN_REASON_CODES",
     "KNOWN_STAGES",
