@@ -1,0 +1,107 @@
+"""The `accelerate` config and launch command a plan carries for scale-out.
+
+Layouts: one process (CPU or one GPU); DDP over every visible GPU (and over several machines
+when the runtime config names them); FSDP when the model's weights, gradients and optimizer
+state do not fit on one GPU but do when sharded; on CPU, several processes talking over gloo
+(the same code path as multi-GPU DDP, testable on a laptop).
+
+Runtime settings come from the project's ``[runtime]`` table: ``processes`` (CPU processes,
+default 2), ``num_machines``, ``machine_rank``, ``main_process_ip``, ``main_process_port``,
+``fsdp`` (true to force FSDP on GPUs).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+from ..contracts.preflight import HardwareInfo, MemoryEstimate
+
+DEFAULT_CPU_PROCESSES = 2
+DEFAULT_PORT = 29500
+MIXED = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
+
+
+def choose_layout(
+    device: str, hardware: HardwareInfo, runtime: dict[str, Any], estimate: MemoryEstimate | None
+) -> dict[str, Any]:
+    """Process layout: kind (single | multi-cpu | ddp | fsdp), processes, machines, threads."""
+    machines = int(runtime.get("num_machines", 1) or 1)
+    if device == "cuda" and hardware.cuda_devices:
+        gpus = len(hardware.cuda_devices)
+        fsdp = bool(runtime.get("fsdp", False))
+        if estimate is not None and not estimate.fits and gpus * machines > 1:
+            # sharding splits weights, gradients and optimizer state across the GPUs
+            fsdp = True
+        kind = "fsdp" if fsdp else ("ddp" if gpus * machines > 1 else "single")
+        return {"kind": kind, "device": device, "processes": gpus * machines,
+                "machines": machines,
+                "threads_per_process": max(1, hardware.cpu_cores // max(gpus, 1))}
+    wanted = int(runtime.get("processes", DEFAULT_CPU_PROCESSES) or 1)
+    per_machine = max(1, min(wanted, hardware.cpu_cores))
+    kind = "multi-cpu" if per_machine * machines > 1 else "single"
+    return {"kind": kind, "device": "cpu", "processes": per_machine * machines,
+            "machines": machines, "threads_per_process": max(1, hardware.cpu_cores // per_machine)}
+
+
+def accelerate_config(layout: dict[str, Any], precision: str, runtime: dict[str, Any],
+                      no_split_module: str | None = None) -> dict[str, Any]:
+    """The dict `accelerate launch --config_file` reads (ClusterConfig fields)."""
+    kind = layout["kind"]
+    cpu = layout.get("device", "cpu") == "cpu"
+    distributed = {"single": "NO", "multi-cpu": "MULTI_CPU", "ddp": "MULTI_GPU",
+                   "fsdp": "FSDP"}[kind]
+    cfg: dict[str, Any] = {
+        "compute_environment": "LOCAL_MACHINE",
+        "distributed_type": distributed,
+        "mixed_precision": MIXED.get(precision, "no"),
+        "use_cpu": bool(cpu),
+        "debug": False,
+        "num_processes": layout["processes"],
+        "num_machines": layout["machines"],
+        "machine_rank": int(runtime.get("machine_rank", 0) or 0),
+        "main_training_function": "main",
+        "rdzv_backend": "static",
+        "same_network": True,
+    }
+    if layout["machines"] > 1:
+        cfg["main_process_ip"] = str(runtime.get("main_process_ip", "127.0.0.1"))
+        cfg["main_process_port"] = int(runtime.get("main_process_port", DEFAULT_PORT))
+    if kind == "fsdp":
+        cfg["fsdp_config"] = {
+            "fsdp_version": 2,
+            "fsdp_auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+            "fsdp_transformer_layer_cls_to_wrap": no_split_module or "",
+            "fsdp_state_dict_type": "SHARDED_STATE_DICT",
+            "fsdp_cpu_ram_efficient_loading": True,
+            "fsdp_offload_params": False,
+            "fsdp_reshard_after_forward": True,
+        }
+    return cfg
+
+
+def config_yaml(cfg: dict[str, Any]) -> str:
+    import yaml
+
+    return yaml.safe_dump(cfg, sort_keys=True)
+
+
+def launch_command(project_root: str, run_id: str, config_path: str, layout: dict[str, Any],
+                   overrides: dict[str, Any]) -> str:
+    """`accelerate launch` of the train CLI on this run id.
+
+    ``--resume RUN_ID`` makes the run use the planned run folder (it starts fresh when the run
+    has no checkpoint yet, and picks up where it stopped when relaunched).
+    """
+    parts = [
+        "accelerate", "launch",
+        "--config_file", config_path,
+        "--num_cpu_threads_per_process", str(layout["threads_per_process"]),
+        "-m", "brewslm_core.cli", "train", "run", project_root,
+        "--resume", run_id,
+    ]
+    for key, value in sorted(overrides.items()):
+        text = value if isinstance(value, str) else json.dumps(value)
+        parts += ["--set", f"{key}={text}"]
+    return shlex.join(parts)
