@@ -5,8 +5,9 @@ when the runtime config names them); FSDP when the model's weights, gradients an
 state do not fit on one GPU but do when sharded; on CPU, several processes talking over gloo
 (the same code path as multi-GPU DDP, testable on a laptop).
 
-Runtime settings come from the project's ``[runtime]`` table: ``processes`` (CPU processes,
-default 2), ``num_machines``, ``machine_rank``, ``main_process_ip``, ``main_process_port``,
+Runtime settings come from the project's ``[runtime]`` table: ``processes`` (CPU processes;
+default 1, since one process already uses every core through torch's threads: set 2+ to
+run DDP over gloo), ``num_machines``, ``machine_rank``, ``main_process_ip``, ``main_process_port``,
 ``fsdp`` (true to force FSDP on GPUs).
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 
 from ..contracts.preflight import HardwareInfo, MemoryEstimate
 
-DEFAULT_CPU_PROCESSES = 2
+DEFAULT_CPU_PROCESSES = 1
 DEFAULT_PORT = 29500
 MIXED = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 
