@@ -25,6 +25,7 @@ app = typer.Typer(
 # Order is the order of the pipeline, which is also the order in `brewslm --help`.
 STAGE_CLI_MODULES = (
     "events",
+    "models",
     "ingest",
     "introspect",
     "mapping",
