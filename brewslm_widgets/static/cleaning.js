@@ -23,7 +23,7 @@ function renderCleaning({ model, el }) {
     const max = Math.max(1, ...(hist.counts || []));
     root.dataset.state = state;
     fill(root,
-      h("div", { class: "bsl-title" }, "Clean", h("span", { class: "bsl-count" }, model.get("task_id") || (model.get("readonly") ? "last report" : "not started"))),
+      h("div", { class: "bsl-title" }, "Clean", h("span", { class: "bsl-count" }, model.get("task_id") || (Object.keys(model.get("report")).length ? "last report" : "not started"))),
       h("div", { class: "bsl-actions" },
         model.get("readonly") ? null : h("button", { class: "bsl-start", disabled: running, onclick: () => track.send({ type: "start" }) }, "Start clean"),
         running && !model.get("readonly") ? h("button", { class: "bsl-cancel", onclick: () => track.send({ type: "cancel" }) }, "Cancel") : null,
