@@ -23,9 +23,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from browser_harness import screenshot
 
 REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "test-artifacts"
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 CHROMIUM_ARGS = [
     "--no-sandbox",  # root in a container: the sandbox cannot start
@@ -105,29 +105,6 @@ def pytest_runtest_makereport(item, call):
             report.sections.append(("page text", text[-3000:]))
         except Exception as exc:  # noqa: BLE001 - a dead page must not hide the real failure
             report.sections.append(("page text", f"unavailable: {exc}"))
-
-
-def screenshot(page, name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    return path
-
-
-def record_latency(name: str, values_ms: list[float]) -> None:
-    """Print and keep round-trip figures (click -> kernel/engine -> re-render) for the report."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    values = sorted(values_ms)
-    line = {
-        "name": name,
-        "n": len(values),
-        "median_ms": values[len(values) // 2],
-        "max_ms": values[-1],
-        "all_ms": values,
-    }
-    print(f"\n[round-trip] {json.dumps(line)}")
-    with open(ARTIFACTS / "latency.jsonl", "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(line) + "\n")
 
 
 # ---- servers ---------------------------------------------------------------------------------
@@ -230,14 +207,3 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
         except subprocess.TimeoutExpired:
             server.proc.kill()
             server.proc.wait()
-
-
-def write_notebook(path: Path, cells: list[str]) -> Path:
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in cells]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
-    return path

@@ -11,7 +11,7 @@ from importlib.resources import files
 from pathlib import Path
 
 import pytest
-from conftest import record_latency, screenshot, write_notebook
+from browser_harness import record_latency, screenshot, write_notebook
 
 from brewslm_core import Project
 
