@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .base import Example, lay_out
+from .classification import device_of as device_of  # re-exported for the handlers
+from .classification import to_device as to_device
 from .lora import adapt
 
 if TYPE_CHECKING:
@@ -61,14 +63,6 @@ def mean_pool(hidden: torch.Tensor, pool_index: torch.Tensor, n: int) -> torch.T
     sums = flat.new_zeros((n + 1, flat.shape[-1])).index_add_(0, pool_index, flat)
     counts = torch.bincount(pool_index, minlength=n + 1).clamp_min(1).unsqueeze(-1)
     return (sums / counts.to(flat.dtype))[:n]
-
-
-def device_of(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
-def to_device(batch: dict[str, Any], device: Any) -> dict[str, Any]:
-    return {k: (v.to(device) if hasattr(v, "to") else v) for k, v in batch.items()}
 
 
 @contextmanager

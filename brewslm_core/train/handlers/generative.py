@@ -74,7 +74,14 @@ class GenerativeTask:
         return self.sft.build_model(config)
 
     def encode(self, rows: Sequence[dict]) -> list:
-        return self.sft.encode(self.chat(rows))
+        out = self.sft.encode(self.chat(rows))
+        if rows and all(e is None for e in out):
+            raise ValueError(
+                f"every one of the {len(rows)} rows is longer than max_length="
+                f"{self.sft.max_length} tokens with its prompt, so no answer token is left to "
+                "learn from; raise max_length"
+            )
+        return out
 
     def collate(self, examples: Sequence, packing: bool) -> dict[str, Any]:
         return self.sft.collate(examples, packing)
