@@ -264,36 +264,24 @@ def run_one(spec: dict) -> dict:
 
 # ---- orchestration ----------------------------------------------------------------------------
 def specs(args) -> list[dict]:
+    """Quick runs train exactly one epoch over ``steps x batch`` rows, so every variant sees
+    the same examples and the same real tokens; --full trains MiniLM 3 epochs on all 10k rows."""
     out = []
     for task in args.task.split(","):
         if task == "cls":
-            steps = args.steps or (60 if args.quick else 0)
-            base = {
-                "task": "cls",
-                "method": "full",
-                "lr": 1e-4,
-                "batch": 32,
-                "max_length": 64,
-                "n_train": 10003 if not args.quick else 2000,
-                "n_eval": 1000 if not args.quick else 300,
-                "epochs": 3,
-            }
-            if steps:
-                base["steps"] = steps
-            else:  # --full: 3 epochs over the whole training file
-                base["steps"] = 3 * -(-base["n_train"] // base["batch"])
+            base = {"task": "cls", "method": "full", "lr": 1e-4, "batch": 32, "max_length": 64,
+                    "epochs": 1}
+            if args.quick:
+                steps = args.steps or 30
+                base.update(steps=steps, n_train=steps * 32, n_eval=300)
+            else:
+                base.update(n_train=10003, n_eval=3080, epochs=3,
+                            steps=args.steps or 3 * -(-10003 // 32))
         else:
-            base = {
-                "task": "sft",
-                "method": "full" if args.sft_full else "lora",
-                "lr": 2e-5 if args.sft_full else 2e-4,
-                "batch": 4,
-                "max_length": 256,
-                "n_train": 200,
-                "n_eval": 24,
-                "epochs": 1,
-                "steps": args.steps or (6 if args.quick else 40),
-            }
+            steps = args.steps or (8 if args.quick else 40)
+            base = {"task": "sft", "method": "full" if args.sft_full else "lora",
+                    "lr": 2e-5 if args.sft_full else 2e-4, "batch": 4, "max_length": 256,
+                    "n_train": steps * 4, "n_eval": 16, "epochs": 1, "steps": steps}
         for variant in args.variants.split(","):
             out.append({**base, "variant": variant, "threads": args.threads})
     return out
