@@ -415,7 +415,7 @@ def train(
     try:
         with RssWatchdog(limit) as run.watchdog:
             result = run.run(train_rows, eval_rows, resume)
-    except (TrainingStopped, MemoryError, Exception) as exc:  # noqa: B014 - order documents intent
+    except Exception as exc:  # MemoryError included: every failure becomes an outcome + event
         result = _failure(run, exc)
     finally:
         if getattr(run, "trace", None) is not None:
@@ -449,15 +449,13 @@ def _failure(run: _Run, exc: BaseException) -> TrainResult:
     import torch
 
     if isinstance(exc, TrainingStopped):
-        reason, status, severity = exc.reason_code, exc.status, "warning"
-        if isinstance(exc, TrainingOOM):
-            severity = "error"
+        reason, status = exc.reason_code, exc.status
     elif isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
-        reason, status, severity = "training_oom", "oom", "error"
+        reason, status = "training_oom", "oom"
     else:
-        reason, status, severity = "training_runtime_error", "failed", "error"
-    if severity == "warning":
-        severity = "warning" if reason == "training_cancelled" else "error"
+        reason, status = "training_runtime_error", "failed"
+    # a cancel is someone's wish, not a fault; everything else is an error with its code
+    severity = "warning" if reason == "training_cancelled" else "error"
     result = run._result(status, reason, error=f"{type(exc).__name__}: {exc}")
     payload = {
         "experiment_id": run.run_id,
