@@ -7,12 +7,14 @@ whose instances satisfy ``TaskHandler``); the engine never names a handler.
 from __future__ import annotations
 
 from ...registry import Registry
+from .audio import AudioTranscriptHandler
 from .base import IGNORE, Example, TaskHandler, lay_out
 from .classification import ClassificationHandler
 from .qa import QAHandler
 from .safety import SafetyHandler
 from .seq2seq import Seq2SeqHandler
 from .structured import StructuredExtractionHandler
+from .vision import VisionLanguageHandler
 
 HANDLERS: Registry[type] = Registry("task handler")
 HANDLERS.register("classification")(ClassificationHandler)
@@ -20,6 +22,8 @@ HANDLERS.register("seq2seq")(Seq2SeqHandler)
 HANDLERS.register("qa")(QAHandler)
 HANDLERS.register("structured_extraction")(StructuredExtractionHandler)
 HANDLERS.register("safety")(SafetyHandler)
+HANDLERS.register("audio_transcription")(AudioTranscriptHandler)
+HANDLERS.register("vision_language")(VisionLanguageHandler)
 
 
 def get_handler(task_profile: str) -> TaskHandler:
