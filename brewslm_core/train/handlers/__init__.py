@@ -7,10 +7,12 @@ whose instances satisfy ``TaskHandler``); the engine never names a handler.
 from __future__ import annotations
 
 from ...registry import Registry
+from .alignment import AlignmentHandler
 from .audio import AudioTranscriptHandler
 from .base import IGNORE, Example, TaskHandler, lay_out
 from .classification import ClassificationHandler
 from .qa import QAHandler
+from .rag import RAGHandler
 from .safety import SafetyHandler
 from .seq2seq import Seq2SeqHandler
 from .structured import StructuredExtractionHandler
@@ -22,6 +24,8 @@ HANDLERS.register("seq2seq")(Seq2SeqHandler)
 HANDLERS.register("qa")(QAHandler)
 HANDLERS.register("structured_extraction")(StructuredExtractionHandler)
 HANDLERS.register("safety")(SafetyHandler)
+HANDLERS.register("alignment")(AlignmentHandler)
+HANDLERS.register("rag")(RAGHandler)
 HANDLERS.register("audio_transcription")(AudioTranscriptHandler)
 HANDLERS.register("vision_language")(VisionLanguageHandler)
 

@@ -1,0 +1,183 @@
+"""Retrieval-augmented answering: MiniLM retrieval + a generator (default SmolLM2-135M-Instruct).
+
+For each RAG record ``{"question", "answer", "passages", "supporting"}`` the top-k passages
+(cosine over MiniLM embeddings, see ``train.retrieval``) are put first in the prompt
+("Answer from the passages…"), cut to a token budget so question and answer always fit
+``max_length``; the answer is the assistant turn and the only supervised tokens.
+
+Where passages come from: the corpus given to ``RAGHandler(corpus=…)`` or set around a run with
+``use_corpus(project_corpus(project))``; without one, each record's own passages (the
+distractor setting). Train and eval prompts are built the same way from what was retrieved.
+
+``score()``: exact match and token F1 of greedy answers (SQuAD normalisation); retrieval
+recall@k of the supporting titles (None when the passages carry no titles); the share of rows
+whose gold answer appears in the retrieved passages; and ``answer_tokens_in_passages``, the
+share of generated answer tokens found in the passages the model was shown - a lexical proxy
+for faithfulness, not a judgement of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..retrieval import Embedder, Passage, retrieve, titles
+from .generative import GenerativeTask
+from .qa import best_over_golds, normalize_answer
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..config import TrainConfig
+
+INSTRUCTION = "Answer from the passages below with a short answer."
+_CORPUS: ContextVar[Sequence[Passage] | None] = ContextVar("rag_corpus", default=None)
+
+
+@contextmanager
+def use_corpus(corpus: Sequence[Passage] | None) -> Iterator[None]:
+    """Retrieve from ``corpus`` in RAG runs started inside the block (same thread)."""
+    token = _CORPUS.set(corpus)
+    try:
+        yield
+    finally:
+        _CORPUS.reset(token)
+
+
+def rag_prompt(question: str, shown: Sequence[tuple[str, str]]) -> str:
+    blocks = [f"[{i}] {t}: {x}" if t else f"[{i}] {x}" for i, (t, x) in enumerate(shown, 1)]
+    return f"{INSTRUCTION}\n\n" + "\n".join(blocks) + f"\n\nQuestion: {question}"
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+class RAGHandler:
+    task_profile = "rag"
+    top_k = 3
+    max_new_tokens = 24
+
+    def __init__(self, corpus: Sequence[Passage] | None = None, embedder: Embedder | None = None) -> None:
+        self.corpus = corpus
+        self.embedder = embedder or Embedder()
+        self.max_length = 512
+        self.gen = GenerativeTask(
+            "rag",
+            lambda rec: rag_prompt(rec["question"], rec["_shown"]),
+            lambda rec: str(rec.get("answer", "")),
+            self._metrics,
+            max_new_tokens=self.max_new_tokens,
+        )
+
+    # ---- retrieval into prompts -----------------------------------------------------------
+    def _trim(self, texts: list[str], budget: int) -> list[str]:
+        """Each text cut to its first ``budget`` generator tokens (at a token boundary)."""
+        if not texts:
+            return []
+        enc = self.gen.sft.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+        out = []
+        for text, offsets in zip(texts, enc["offset_mapping"], strict=True):
+            if len(offsets) <= budget:
+                out.append(text)
+            else:
+                out.append(text[: offsets[budget - 1][1]] if budget > 0 else "")
+        return out
+
+    def with_context(self, rows: Sequence[dict]) -> list[dict]:
+        """Rows whose records carry what was retrieved (``_retrieved``) and what the prompt
+        shows (``_shown``: (title, trimmed text))."""
+        records = [r["record"] for r in rows]
+        found = retrieve(self.embedder, records, self.top_k, self.corpus)
+        tok = self.gen.sft.tokenizer
+        # the exact cost of everything but the passage texts: the full chat with empty passages
+        frames = [
+            tok.apply_chat_template(
+                [
+                    {"role": "user", "content": rag_prompt(r["question"], [(p.title, "") for p, _ in h])},
+                    {"role": "assistant", "content": str(r.get("answer", ""))},
+                ],
+                tokenize=False,
+            )
+            for r, h in zip(records, found, strict=True)
+        ]
+        fixed = tok(frames, add_special_tokens=False)["input_ids"]
+        out = []
+        for record, hits, ids in zip(records, found, fixed, strict=True):
+            # what is left is shared by the passages; 2 tokens each spare for merges at the seams
+            room = self.max_length - len(ids) - 2 * len(hits)
+            texts = self._trim([p.text for p, _ in hits], max(0, room // max(len(hits), 1)))
+            shown = [(p.title, t) for (p, _), t in zip(hits, texts, strict=True)]
+            out.append({"record": {**record, "_retrieved": hits, "_shown": shown}})
+        return out
+
+    # ---- the protocol -----------------------------------------------------------------------
+    def setup(self, model_path: Path, train_rows: Sequence[dict], config: TrainConfig) -> None:
+        if self.corpus is None:
+            self.corpus = _CORPUS.get()
+        self.max_length = config.max_length
+        self.gen.sft.setup(model_path, [], config)
+
+    def build_model(self, config: TrainConfig) -> torch.nn.Module:
+        return self.gen.build_model(config)
+
+    def encode(self, rows: Sequence[dict]) -> list:
+        return self.gen.encode(self.with_context(rows))
+
+    def collate(self, examples: Sequence, packing: bool) -> dict[str, Any]:
+        return self.gen.collate(examples, packing)
+
+    def loss(self, model: torch.nn.Module, batch: dict[str, Any]):
+        return self.gen.loss(model, batch)
+
+    def score(self, model: torch.nn.Module, rows: Sequence[dict]) -> dict[str, Any]:
+        if not rows:
+            return {"n": 0}
+        return self.gen.score(model, self.with_context(rows))
+
+    def save(self, model: torch.nn.Module, out_dir: Path) -> None:
+        self.gen.save(model, out_dir)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            **self.gen.state(),
+            "top_k": self.top_k,
+            "retrieval": "corpus" if self.corpus else "record_passages",
+            "corpus_passages": len(self.corpus or []),
+            "embedder": "all-MiniLM-L6-v2 mean-pooled, normalised (cosine)",
+            "loss_on": "answer_tokens",
+        }
+
+    # ---- metrics ----------------------------------------------------------------------------
+    def _metrics(self, generated: list[str], rows: Sequence[dict]) -> dict[str, Any]:
+        em, f1, recall, hit, grounded = [], [], [], [], []
+        for text, row in zip(generated, rows, strict=True):
+            rec = row["record"]
+            gold = str(rec.get("answer", ""))
+            e, f = best_over_golds(text, [gold])
+            em.append(e)
+            f1.append(f)
+            retrieved = " ".join(p.text for p, _ in rec["_retrieved"])
+            hit.append(float(bool(normalize_answer(gold)) and
+                             f" {normalize_answer(gold)} " in f" {normalize_answer(retrieved)} "))
+            wanted = {s["title"] for s in rec.get("supporting") or [] if s.get("title")}
+            if wanted and any(p.title for p, _ in rec["_retrieved"]):
+                recall.append(len(wanted & titles(rec["_retrieved"])) / len(wanted))
+            answer_tokens = normalize_answer(text).split()
+            if answer_tokens:
+                shown = set(normalize_answer(" ".join(t for _, t in rec["_shown"])).split())
+                grounded.append(sum(t in shown for t in answer_tokens) / len(answer_tokens))
+        return {
+            "n": len(rows),
+            "exact_match": _mean(em),
+            "f1": _mean(f1),
+            "k": self.top_k,
+            "retrieval_recall_at_k": _mean(recall),
+            "retrieval_recall_n": len(recall),
+            "answer_in_retrieved_at_k": _mean(hit),
+            "answer_tokens_in_passages": _mean(grounded),
+            "empty_answers": len(generated) - len(grounded),
+        }
