@@ -209,7 +209,11 @@ def _resolve_config(manifest: Manifest | None, config: TrainConfig | dict[str, A
             return TrainConfig.from_dict(config) if isinstance(config, dict) else config
         overrides = config.to_dict() if isinstance(config, TrainConfig) else config
         return config_from_manifest(manifest, overrides)
-    except (ValueError, TrainConfigError) as exc:
+    except TrainConfigError as exc:
+        found.block(PreflightItem(check="config", code="config_invalid", message=str(exc),
+                                  fix="use only the TrainConfig fields named in the message"))
+        return None
+    except ValueError as exc:
         found.block(PreflightItem(
             check="config", code="config_mismatch", message=str(exc),
             fix="pass a TrainConfig whose task_profile matches the manifest, or re-run prepare",
