@@ -97,14 +97,14 @@ class AudioTranscriptHandler:
         return read_audio(path, self.sampling_rate, pad_seconds=self.pad_seconds)
 
     def encode(self, rows: Sequence[dict]) -> list[Example | None]:
-        texts = [" " + str(r["record"].get("text", "")).strip() for r in rows]
-        ids = self.tokenizer(texts)["input_ids"] if texts else []
+        texts = [str(r["record"].get("text") or "").strip() for r in rows]
+        ids = self.tokenizer([" " + t for t in texts])["input_ids"] if texts else []
         n_prompt = len(self.tokenizer.prefix_tokens)
         out: list[Example | None] = []
-        for row, tokens in zip(rows, ids, strict=True):
+        for row, text, tokens in zip(rows, texts, ids, strict=True):
             tokens = list(tokens)[: self.max_length]
             path = row["record"].get("audio")
-            if len(tokens) <= n_prompt + 1 or not path:
+            if not text or not path or len(tokens) <= n_prompt + 1:
                 out.append(None)  # no transcript, or nothing to hear
                 continue
             try:

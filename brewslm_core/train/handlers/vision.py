@@ -54,11 +54,12 @@ class VisionLanguageHandler(Seq2SeqHandler):
         self.skipped: list[str] = []  # rows left out, with why
 
     def setup(self, model_path: Path, train_rows: Sequence[dict], config: TrainConfig) -> None:
-        from transformers import ViTImageProcessor
+        # the PIL backend: the default one needs torchvision, which this project does not use
+        from transformers import ViTImageProcessorPil
 
         super().setup(model_path, train_rows, config)
         size = self.vision_settings["image_size"]
-        self.image_processor = ViTImageProcessor(
+        self.image_processor = ViTImageProcessorPil(
             do_resize=True, size={"height": size, "width": size},
             image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5],
         )
