@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from brewslm_core.contracts.preflight import HardwareInfo
 from brewslm_core.preflight.deps import DependencyStatus, check_dependencies
-from brewslm_core.preflight.launch import accelerate_config, choose_layout, config_yaml
+from brewslm_core.preflight.launch import accelerate_config, choose_layout, launcher
 from brewslm_core.preflight.memory import (
     CPU_FRAMEWORK_MB,
     ModelFacts,
@@ -142,30 +142,28 @@ def test_layouts_for_cpu_multi_gpu_multi_node_and_big_models() -> None:
 
 
 @pytest.mark.slow
-def test_the_cpu_config_runs_two_gloo_processes(tmp_path: Path) -> None:
-    """`accelerate launch` with the plan's multi-CPU config: two ranks all-reduce over gloo."""
-    layout = choose_layout("cpu", cpu(cpu_cores=2), {"processes": 2}, None)
-    config = tmp_path / "accelerate_config.yaml"
-    config.write_text(config_yaml(accelerate_config(layout, "fp32", {})))
+def test_the_cpu_layout_runs_two_gloo_processes(tmp_path: Path) -> None:
+    """The plan's multi-CPU launcher starts two ranks; accelerate in each joins gloo."""
+    runtime = {"processes": 2, "main_process_port": _free_port()}
+    layout = choose_layout("cpu", cpu(cpu_cores=2), runtime, None)
+    env, argv = launcher(layout, str(tmp_path / "unused.yaml"), runtime)
+    assert argv[0] == "torchrun" and env["ACCELERATE_USE_CPU"] == "true"
     script = tmp_path / "ranks.py"
     script.write_text(textwrap.dedent("""
         import torch
         import torch.distributed as dist
-        from accelerate import PartialState
+        from accelerate import Accelerator
 
-        state = PartialState()
+        state = Accelerator()
         value = torch.tensor([float(state.process_index + 1)])
         dist.all_reduce(value)
         print(f"rank {state.process_index}/{state.num_processes} "
               f"{dist.get_backend()} sum={value.item():g}", flush=True)
     """))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "MASTER_PORT": "0"}
-    env.pop("MASTER_PORT")
-    out = subprocess.run(
-        [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
-         "--main_process_port", str(_free_port()), str(script)],
-        capture_output=True, text=True, timeout=300, env=env, check=False,
-    )
+    # the venv's torchrun, as ``python -m torch.distributed.run``
+    cmd = [sys.executable, "-m", "torch.distributed.run", *argv[1:], str(script)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False,
+                         env={**os.environ, **env, "HF_HUB_OFFLINE": "1"})
     assert out.returncode == 0, out.stderr[-2000:]
     lines = sorted(ln for ln in out.stdout.splitlines() if ln.startswith("rank"))
     assert lines == ["rank 0/2 gloo sum=3", "rank 1/2 gloo sum=3"]

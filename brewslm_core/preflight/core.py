@@ -401,7 +401,7 @@ def _build_plan(project: Project, manifest: Manifest, cfg: TrainConfig, ref: Mod
     config_path = project.run_dir(run_id) / ACCELERATE_FILE
     rel_config = config_path.relative_to(project.root).as_posix()
     command = launch_command(str(project.root), run_id, str(config_path), layout,
-                             _overrides(cfg, manifest))
+                             _overrides(cfg, manifest), runtime)
     per_step = probe.get("seconds_per_step")
     handler = HANDLERS.get(cfg.task_profile).__name__ if cfg.task_profile in HANDLERS else None
     lora = None

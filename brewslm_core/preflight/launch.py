@@ -3,7 +3,7 @@
 Layouts: one process (CPU or one GPU); DDP over every visible GPU (and over several machines
 when the runtime config names them); FSDP when the model's weights, gradients and optimizer
 state do not fit on one GPU but do when sharded; on CPU, several processes talking over gloo
-(the same code path as multi-GPU DDP, testable on a laptop).
+(the same code path as multi-GPU DDP, testable on a laptop), started by torchrun.
 
 Runtime settings come from the project's ``[runtime]`` table: ``processes`` (CPU processes;
 default 1, since one process already uses every core through torch's threads: set 2+ to
@@ -88,21 +88,43 @@ def config_yaml(cfg: dict[str, Any]) -> str:
     return yaml.safe_dump(cfg, sort_keys=True)
 
 
+def launcher(layout: dict[str, Any], config_path: str, runtime: dict[str, Any]
+             ) -> tuple[dict[str, str], list[str]]:
+    """(environment, argv prefix) that starts the planned processes; append ``-m module …``
+    or a script.
+
+    GPUs (single, DDP, FSDP) go through ``accelerate launch --config_file``. Several CPU
+    processes go through ``torchrun``: accelerate's own launcher starts CPU ranks only through
+    mpirun, while torchrun needs nothing installed; ``ACCELERATE_USE_CPU`` makes accelerate
+    inside each rank join a gloo process group.
+    """
+    threads = str(layout["threads_per_process"])
+    if layout["kind"] == "multi-cpu":
+        argv = ["torchrun", "--nproc-per-node", str(layout["processes"] // layout["machines"]),
+                "--nnodes", str(layout["machines"])]
+        if layout["machines"] > 1:
+            argv += ["--node-rank", str(int(runtime.get("machine_rank", 0) or 0)),
+                     "--master-addr", str(runtime.get("main_process_ip", "127.0.0.1")),
+                     "--master-port", str(int(runtime.get("main_process_port", DEFAULT_PORT)))]
+        else:
+            argv += ["--master-port", str(int(runtime.get("main_process_port", DEFAULT_PORT)))]
+        return {"ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": threads}, argv
+    argv = ["accelerate", "launch", "--config_file", config_path,
+            "--num_cpu_threads_per_process", threads]
+    return {}, argv
+
+
 def launch_command(project_root: str, run_id: str, config_path: str, layout: dict[str, Any],
-                   overrides: dict[str, Any]) -> str:
-    """`accelerate launch` of the train CLI on this run id.
+                   overrides: dict[str, Any], runtime: dict[str, Any] | None = None) -> str:
+    """The shell command that trains this run with the planned layout.
 
     ``--resume RUN_ID`` makes the run use the planned run folder (it starts fresh when the run
     has no checkpoint yet, and picks up where it stopped when relaunched).
     """
-    parts = [
-        "accelerate", "launch",
-        "--config_file", config_path,
-        "--num_cpu_threads_per_process", str(layout["threads_per_process"]),
-        "-m", "brewslm_core.cli", "train", "run", project_root,
-        "--resume", run_id,
-    ]
+    env, argv = launcher(layout, config_path, runtime or {})
+    parts = argv + ["-m", "brewslm_core.cli", "train", "run", project_root, "--resume", run_id]
     for key, value in sorted(overrides.items()):
         text = value if isinstance(value, str) else json.dumps(value)
         parts += ["--set", f"{key}={text}"]
-    return shlex.join(parts)
+    prefix = [f"{k}={shlex.quote(v)}" for k, v in sorted(env.items())]
+    return " ".join(prefix + [shlex.join(parts)])
