@@ -30,3 +30,15 @@ def test_ragged_row_kept_when_the_field_map_reads_extra_cells(tmp_path) -> None:
     # A user who knows the layout can map the spill-over column explicitly.
     explicit = dry_run(f"csv:{path}", "classification", {"text": "text", "label": "_extra.0"})
     assert explicit.by_reason.get("ragged_row") is None
+
+
+def test_commit_keeps_the_rejection_breakdown(project) -> None:
+    from brewslm_core.mapping import commit, read_imports
+
+    locator = f"csv:{files('brewslm_core') / 'data' / 'brew_intents.csv'}"
+    report = dry_run(locator, "classification")
+    result = commit(project, locator, "classification")
+    (imp,) = read_imports(project)
+    assert imp["by_reason"] == report.by_reason and sum(imp["by_reason"].values()) == result.rejected
+    event = project.events.get(result.event_id)
+    assert event.payload["by_reason"] == report.by_reason

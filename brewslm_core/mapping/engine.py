@@ -210,7 +210,7 @@ def commit(project: Project, source: str | Connector, shape: str,
             "import_id": import_id, "locator": locator, "source": conn.kind, "shape": shape,
             "config_id": cid, "field_map": fmap, "options": opts, "confidence": confidence,
             "forced": bool(force and confidence < FORCE_THRESHOLD), "gold": bool(gold),
-            "ts": datetime.now(UTC).isoformat(), "accepted": 0, "rejected": 0,
+            "ts": datetime.now(UTC).isoformat(), "accepted": 0, "rejected": 0, "by_reason": {},
         }
         lines = _committed_lines(project, conn, shape, fmap, opts, meta)
         append_commit(project, lines, meta)
@@ -224,7 +224,8 @@ def commit(project: Project, source: str | Connector, shape: str,
                 f"({meta['rejected']} rejected)",
         payload={"source": conn.kind, "locator": locator, "mapper": shape,
                  "accepted": meta["accepted"], "rejected": meta["rejected"],
-                 "written_path": written, "config_id": cid, "import_id": import_id,
+                 "by_reason": meta["by_reason"], "written_path": written, "config_id": cid,
+                 "import_id": import_id,
                  "gold": bool(gold), "confidence": confidence, "forced": meta["forced"]},
         run_id=import_id,
     )
@@ -244,6 +245,7 @@ def _committed_lines(project: Project, conn: Connector, shape: str, fmap: dict[s
     for item in map_rows(conn, shape, fmap, opts, committed_keys(project)):
         if isinstance(item, RejectedRow):
             meta["rejected"] += 1
+            meta["by_reason"][item.reason] = meta["by_reason"].get(item.reason, 0) + 1
             continue
         meta["accepted"] += 1
         yield {"import_id": meta["import_id"], "row_index": item.row_index, "shape": shape,
