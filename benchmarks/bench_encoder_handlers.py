@@ -12,7 +12,8 @@ Same MiniLM weights, same encoded examples, full fine-tuning, AdamW, same batch 
                 attention, restarted positions) - what the engine does by default
 Reported: real (non-pad) tokens/s and its ratio to hf-dynamic, the share of computed tokens
 that are padding, and the process's peak RSS. The first step of each variant is a warm-up and
-is not timed. Tasks: ner = wnut17 (token classification), qa = SQuAD v2 Normans windows.
+is not timed; variants take their steps in turn (round-robin). Tasks: ner = wnut17 (token
+classification), qa = SQuAD v2 Normans windows.
 """
 
 from __future__ import annotations
@@ -80,47 +81,55 @@ def hf_batch(task: str, handler, examples) -> dict:
     )
 
 
-def run_variant(task: str, variant: str, handler, config, examples, steps: int, batch: int) -> dict:
-    import torch
+class Variant:
+    """One training setup; ``step()`` runs (and times) one optimizer step."""
 
-    from brewslm_core.train.packing import plan_epoch
+    def __init__(self, task: str, name: str, handler, config, examples, steps: int, batch: int):
+        import torch
 
-    lengths = [e.length for e in examples]
-    strategy = "bucket" if variant == "ours-packed" else "random"
-    plan = plan_epoch(lengths, batch, seed=0, epoch=0, strategy=strategy)
-    plan = (plan * (steps // max(len(plan), 1) + 2))[: steps + 1]
-    model = hf_model(task, handler) if variant == "hf-dynamic" else handler.build_model(config)
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=1e-4)
-    real = computed = 0
-    seconds = 0.0
-    for step, ids in enumerate(plan):
-        chosen = [examples[i] for i in ids]
+        from brewslm_core.train.packing import plan_epoch
+
+        self.task, self.name, self.handler, self.examples = task, name, handler, examples
+        strategy = "bucket" if name == "ours-packed" else "random"
+        plan = plan_epoch([e.length for e in examples], batch, seed=0, epoch=0, strategy=strategy)
+        self.plan = (plan * (steps // max(len(plan), 1) + 2))[: steps + 1]
+        self.model = hf_model(task, handler) if name == "hf-dynamic" else handler.build_model(config)
+        self.model.train()
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=1e-4)
+        self.real = self.computed = 0
+        self.seconds = 0.0
+        self.loss = float("nan")
+
+    def step(self, index: int) -> None:
+        chosen = [self.examples[i] for i in self.plan[index]]
         t0 = time.perf_counter()
-        if variant == "hf-dynamic":
-            inputs = hf_batch(task, handler, chosen)
-            loss = model(**inputs).loss
+        if self.name == "hf-dynamic":
+            inputs = hf_batch(self.task, self.handler, chosen)
+            loss = self.model(**inputs).loss
             tokens = inputs["input_ids"].numel()
         else:
-            packed = handler.collate(chosen, variant == "ours-packed")
-            loss, n = handler.loss(model, packed)
+            packed = self.handler.collate(chosen, self.name == "ours-packed")
+            loss, n = self.handler.loss(self.model, packed)
             loss = loss / n
             tokens = packed["tokens"]
         loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if step:  # step 0 warms up kernels and allocator
-            seconds += time.perf_counter() - t0
-            real += sum(e.length for e in chosen)
-            computed += tokens
-    return {
-        "variant": variant,
-        "real_tokens_per_s": real / seconds if seconds else 0.0,
-        "pad_share": 1 - real / computed if computed else 0.0,
-        "seconds": seconds,
-        "final_loss": float(loss.detach()),
-    }
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.loss = float(loss.detach())
+        if index:  # step 0 warms up kernels and allocator
+            self.seconds += time.perf_counter() - t0
+            self.real += sum(e.length for e in chosen)
+            self.computed += tokens
+
+    def result(self) -> dict:
+        return {
+            "variant": self.name,
+            "real_tokens_per_s": self.real / self.seconds if self.seconds else 0.0,
+            "pad_share": 1 - self.real / self.computed if self.computed else 0.0,
+            "seconds": self.seconds,
+            "final_loss": self.loss,
+        }
 
 
 def bench_task(task: str, rows: int, steps: int, batch: int, max_length: int) -> list[dict]:
@@ -133,11 +142,13 @@ def bench_task(task: str, rows: int, steps: int, batch: int, max_length: int) ->
     handler = get_handler(profile)
     handler.setup(resolve_model_path("auto", profile), data, config)
     examples = [e for e in handler.encode(data) if e is not None]
-    results = []
-    for variant in VARIANTS:
-        results.append(run_variant(task, variant, handler, config, examples, steps, batch))
-        print(f"  {task} {variant}: {results[-1]['real_tokens_per_s']:.0f} real tokens/s", flush=True)
-    return results
+    variants = [Variant(task, name, handler, config, examples, steps, batch) for name in VARIANTS]
+    # round-robin, one step each in turn: load from other processes on a shared machine then
+    # falls on every variant alike instead of on whichever ran during a busy minute
+    for index in range(steps + 1):
+        for variant in variants:
+            variant.step(index)
+    return [v.result() for v in variants]
 
 
 def main(argv: list[str] | None = None) -> None:
