@@ -252,3 +252,26 @@ def test_unknown_mode_is_a_usage_error(prepared: Project) -> None:
 
     with pytest.raises(PreflightError, match="strict"):
         preflight(prepared, mode="lenient")
+
+
+def test_the_plans_launch_command_trains_into_the_planned_run(prepared: Project) -> None:
+    """The command string the plan carries, run as written (a single CPU process)."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    report = preflight(prepared, {"max_steps": 1, "batch_size": 4, "threads": 1}, probe=False)
+    command = report.plan.accelerate["launch_command"]
+    argv = shlex.split(command)
+    assert argv[:2] == ["accelerate", "launch"] and "--set" in argv
+    bin_dir = str(Path(sys.executable).parent)  # the venv's accelerate
+    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+           "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=env,
+                         check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    run = prepared.run_dir(report.run_id)
+    plan = json.loads((run / "plan.json").read_text())  # the engine's own record of the run
+    assert plan["config"]["max_steps"] == 1 and plan["config"]["batch_size"] == 4
+    assert (run / "adapter").is_dir() and (run / PLAN_FILE).is_file()

@@ -201,6 +201,7 @@ def test_cli_table_json_and_exit_codes(tmp_path: Path, shared_data: Path) -> Non
     assert blocked.exit_code == 1
     assert "blocker" in blocked.output and "memory_does_not_fit" in blocked.output
     assert "what to do" in blocked.output
+    assert "[gates]" in blocked.output  # config names survive rich's markup
 
     opened = runner.invoke(app, ["preflight", str(project.root), "--no-probe", "--fail-open",
                                  "--max-memory-mb", "100"])

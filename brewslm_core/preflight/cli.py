@@ -13,6 +13,7 @@ STATUS_STYLE = {"pass": "green", "warn": "yellow", "block": "bold red", "skip": 
 
 def _show(report: Any) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
@@ -23,16 +24,16 @@ def _show(report: Any) -> None:
     table.add_column("detail", overflow="fold")
     for row in report.checks:
         style = STATUS_STYLE.get(row.status, "")
-        table.add_row(row.name, f"[{style}]{row.status}[/{style}]", row.detail)
+        table.add_row(row.name, f"[{style}]{row.status}[/{style}]", escape(row.detail))
     console.print(table)
     for item in report.blockers:
-        console.print(f"[bold red]blocker[/bold red] {item.check}/{item.code}: {item.message}",
-                      highlight=False)
-        console.print(f"  [red]what to do:[/red] {item.fix}", highlight=False)
+        console.print(f"[bold red]blocker[/bold red] {item.check}/{item.code}: "
+                      f"{escape(item.message)}", highlight=False)
+        console.print(f"  [red]what to do:[/red] {escape(item.fix)}", highlight=False)
     for item in report.warnings:
-        console.print(f"[yellow]warning[/yellow] {item.check}/{item.code}: {item.message}",
-                      highlight=False)
-        console.print(f"  what to do: {item.fix}", highlight=False)
+        console.print(f"[yellow]warning[/yellow] {item.check}/{item.code}: "
+                      f"{escape(item.message)}", highlight=False)
+        console.print(f"  what to do: {escape(item.fix)}", highlight=False)
     est = report.estimate
     if est is not None:
         console.print(
@@ -49,7 +50,7 @@ def _show(report: Any) -> None:
             + (f", {probe} s/step measured (~{plan.estimated_seconds:,.0f} s)" if probe else ""),
             highlight=False)
         if report.plan_path:
-            console.print(f"plan file: {report.plan_path}", highlight=False)
+            console.print(f"plan file: {report.plan_path}", highlight=False, markup=False)
         console.print(f"launch: {plan.accelerate['launch_command']}", highlight=False,
                       markup=False)
 
