@@ -107,7 +107,7 @@ def test_audio_handler_trains_through_the_engine(project, fsdd_rows):
     assert result.steps == 2 and result.final_train_loss is not None
     adapter = Path(result.adapter_dir)
     assert (adapter / "adapter_model.safetensors").is_file()
-    assert (adapter / "preprocessor_config.json").is_file()  # the feature extractor travels along
+    assert (adapter / "processor_config.json").is_file()  # the feature extractor travels along
     adapter_cfg = json.loads((adapter / "adapter_config.json").read_text())
     assert set(adapter_cfg["target_modules"]) == {"q_proj", "v_proj"}
     assert {"wer", "cer", "eval_loss"} <= set(result.eval) and result.eval["n"] == 1
@@ -115,7 +115,8 @@ def test_audio_handler_trains_through_the_engine(project, fsdd_rows):
     assert [t["step"] for t in trace if t["split"] == "train"] == [1, 2]
     assert all(t["real_tokens"] > 0 for t in trace if t["split"] == "train")
     events = project.events.list(run_id=result.run_id)
-    assert [(e.stage, e.severity) for e in events] == [("training", "info")]
+    assert list(zip(events["stage"], events["severity"], strict=True)) == [("training", "info")]
+    assert events["payload"][0]["eval"]["wer"] == result.eval["wer"]
 
 
 # ---- vision-language ---------------------------------------------------------------------
@@ -247,8 +248,8 @@ def test_vl_handler_trains_through_the_engine(project, demo_rows, shared_data):
     assert score["eval_loss"] > 0 and RANDOM_INIT_NOTE in score["notes"]
     assert all(isinstance(s["generated"], str) for s in score["samples"])
     events = project.events.list(run_id=result.run_id)
-    assert [(e.stage, e.severity) for e in events] == [("training", "info")]
-    assert RANDOM_INIT_NOTE in events[0].payload["eval"]["notes"]
+    assert list(zip(events["stage"], events["severity"], strict=True)) == [("training", "info")]
+    assert RANDOM_INIT_NOTE in events["payload"][0]["eval"]["notes"]
     # the trained vision encoder and projector are part of the checkpointed/saved weights
     from safetensors.torch import load_file
 
