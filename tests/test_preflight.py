@@ -15,7 +15,13 @@ from brewslm_core.contracts.preflight import TrainPlan
 from brewslm_core.contracts.reasons import SHAPE_TASK_PROFILE
 from brewslm_core.mapping.shapes import text_hash
 from brewslm_core.mapping.store import append_commit
-from brewslm_core.preflight import PLAN_FILE, detect_hardware, preflight
+from brewslm_core.preflight import (
+    PLAN_FILE,
+    PreflightError,
+    detect_hardware,
+    load_plan,
+    preflight,
+)
 from brewslm_core.prepare import prepare
 
 pytestmark = pytest.mark.slow  # loads model configs (and, for the probe, trains two steps)
@@ -94,6 +100,8 @@ def test_default_passes_probes_and_writes_the_plan(prepared: Project) -> None:
     assert data["train_rows"] == prepared_counts(prepared)["train"]
     assert data["total_steps"] == -(-data["train_rows"] // 16)  # one epoch of batch 16
     assert data["memory"]["fits"] and data["memory"]["total_mb"] > data["memory"]["overhead_mb"]
+    assert load_plan(prepared, report.run_id).to_dict() == report.plan.to_dict()
+    assert data["accelerate"]["layout"]["runtime_profile"] == "cpu-small"
 
     probe = data["probe"]
     assert probe["status"] == "completed" and probe["steps"] == 2
@@ -219,6 +227,8 @@ def test_missing_then_tampered_manifest_blocks(project: Project, shared_data: Pa
     report = preflight(project, probe=False)
     assert not report.passed and report.plan is None
     assert report.blockers[0].code == "manifest_unusable"
+    with pytest.raises(PreflightError, match="run preflight first"):
+        load_plan(project, report.run_id)
     assert "run prepare first" in report.blockers[0].message
 
     commit(project, "b1", "classification", banking(shared_data, 80))
@@ -248,8 +258,6 @@ def test_declared_gates_in_the_project_config_count(prepared: Project) -> None:
 
 
 def test_unknown_mode_is_a_usage_error(prepared: Project) -> None:
-    from brewslm_core.preflight import PreflightError
-
     with pytest.raises(PreflightError, match="strict"):
         preflight(prepared, mode="lenient")
 

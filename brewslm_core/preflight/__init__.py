@@ -7,7 +7,14 @@
 torch/transformers load lazily: importing this package is cheap.
 """
 
-from .core import ACCELERATE_FILE, PLAN_FILE, SUITABLE_KINDS, PreflightError, preflight
+from .core import (
+    ACCELERATE_FILE,
+    PLAN_FILE,
+    SUITABLE_KINDS,
+    PreflightError,
+    load_plan,
+    preflight,
+)
 from .hardware import detect_hardware
 from .memory import ModelFacts, budget_for, estimate_memory, model_facts, suggest_fit
 
@@ -20,6 +27,7 @@ __all__ = [
     "budget_for",
     "detect_hardware",
     "estimate_memory",
+    "load_plan",
     "model_facts",
     "preflight",
     "suggest_fit",

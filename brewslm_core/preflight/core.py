@@ -56,7 +56,17 @@ PROBE_BLOCKING_CHECKS = ("manifest", "config", "dependency", "model", "capabilit
 
 
 class PreflightError(ValueError):
-    """Preflight was called wrongly (e.g. an unknown mode); the message says what to pass."""
+    """Preflight was called wrongly (e.g. an unknown mode) or a plan is missing; the message
+    says what to do."""
+
+
+def load_plan(project: Project, run_id: str) -> TrainPlan:
+    """The TrainPlan preflight wrote for ``run_id`` (runs/<run_id>/train_plan.json)."""
+    path = project.run_dir(run_id) / PLAN_FILE
+    if not path.is_file():
+        raise PreflightError(f"run {run_id!r} has no {PLAN_FILE}: run preflight first "
+                             f"(`brewslm preflight {project.root} --run-id {run_id}`)")
+    return TrainPlan(**json.loads(path.read_text(encoding="utf-8")))
 
 
 class _Findings:
@@ -395,7 +405,8 @@ def _build_plan(project: Project, manifest: Manifest, cfg: TrainConfig, ref: Mod
     device = device_for(cfg.device, hw)
     train_rows = int(manifest.counts.get("train", 0))
     total = _total_steps(cfg, train_rows)
-    layout = choose_layout(device, hw, runtime, estimate)
+    layout = {**choose_layout(device, hw, runtime, estimate),
+              "runtime_profile": str(runtime.get("profile", ""))}
     no_split = ",".join((estimate.basis.get("no_split_modules") or []) if estimate else [])
     acc = accelerate_config(layout, cfg.precision, runtime, no_split or None)
     config_path = project.run_dir(run_id) / ACCELERATE_FILE
