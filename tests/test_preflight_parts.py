@@ -80,6 +80,21 @@ def test_activations_scale_with_tokens_and_shrink_under_autocast() -> None:
     assert gpu.overhead_mb != one.overhead_mb  # a CUDA context, not the CPU framework
 
 
+def test_speech_models_pay_for_every_audio_frame() -> None:
+    # whisper tiny.en: 4 encoder + 4 decoder layers, d_model 384, 1500 encoder frames
+    whisper = ModelFacts(model_type="whisper", kind="speech_seq2seq", total_params=37_760_256,
+                         trainable_params=294_912, layers=4, hidden=384, intermediate=1536,
+                         heads=6, kv_heads=6, vocab=51_864, attention_dropout=False,
+                         source_positions=1500, encoder_layers=4)
+    cfg = TrainConfig(task_profile="audio_transcription", batch_size=4, max_length=32)
+    est = estimate_memory(whisper, cfg, device="cpu", budget_mb=1e9)
+    text_only = estimate_memory(dataclasses.replace(whisper, source_positions=0), cfg,
+                                device="cpu", budget_mb=1e9)
+    # 1500 frames per clip dwarf a 32-token transcript
+    assert est.activations_mb > 20 * text_only.activations_mb
+    assert est.basis["audio_frames_per_example"] == 1500
+
+
 def test_suggestion_keeps_the_effective_batch_first_and_fits() -> None:
     cfg = TrainConfig(task_profile="seq2seq", method="full", batch_size=16, max_length=256)
     est = estimate_memory(SMOL, cfg, device="cpu", budget_mb=1e9)

@@ -65,6 +65,10 @@ class ModelFacts:
     vocab: int
     attention_dropout: bool
     no_split_modules: tuple[str, ...] = ()  # the repeated block class (FSDP wraps these)
+    # speech encoder-decoders (whisper): the encoder runs over a fixed number of audio frames
+    # per example, whatever the transcript's length
+    source_positions: int = 0
+    encoder_layers: int = 0
 
 
 def _config_numbers(config: Any) -> dict[str, int]:
@@ -75,7 +79,7 @@ def _config_numbers(config: Any) -> dict[str, int]:
     hidden = get("hidden_size", "d_model", "n_embd")
     heads = get("num_attention_heads", "encoder_attention_heads", "n_head", default=1)
     return {
-        "layers": get("num_hidden_layers", "num_layers", "n_layer", "encoder_layers"),
+        "layers": get("decoder_layers", "num_hidden_layers", "num_layers", "n_layer"),
         "hidden": hidden,
         "intermediate": get("intermediate_size", "encoder_ffn_dim", "n_inner", default=4 * hidden),
         "heads": heads,
@@ -127,6 +131,10 @@ def model_facts(ref: ModelRef, config: TrainConfig, n_labels: int = 2) -> ModelF
         trainable_params=int(trainable),
         attention_dropout=dropout,
         no_split_modules=tuple(getattr(model, "_no_split_modules", None) or ()),
+        source_positions=int(getattr(hf_config, "max_source_positions", 0) or 0)
+        if ref.kind == "speech_seq2seq" else 0,
+        encoder_layers=int(getattr(hf_config, "encoder_layers", 0) or 0)
+        if ref.kind == "speech_seq2seq" else 0,
         **numbers,
     )
 
@@ -165,6 +173,10 @@ def _per_token_layer_elements(facts: ModelFacts, seq: int) -> float:
     return 13 * h + 4 * kv + 4 * i + probs
 
 
+def replace_kind(facts: ModelFacts, kind: str) -> ModelFacts:
+    return replace(facts, kind=kind, attention_dropout=False)
+
+
 def micro_batch_tokens(config: TrainConfig, token_max: int | None) -> tuple[int, int]:
     """(tokens in the largest micro-batch, longest row) the peak is sized for.
 
@@ -197,6 +209,11 @@ def estimate_memory(
     # the embedding output (and, for encoders, its LayerNorm) enters the first layer
     per_token += 2 * facts.hidden
     activations = tokens * per_token * act_bytes
+    if facts.source_positions:  # the audio encoder: bidirectional layers over every frame
+        frames = config.batch_size * facts.source_positions
+        encoder = replace_kind(facts, "encoder")
+        per_frame = _per_token_layer_elements(encoder, facts.source_positions) * facts.encoder_layers
+        activations += frames * (per_frame + 2 * facts.hidden) * act_bytes
     logits = 0.0
     if facts.kind != "encoder" and facts.vocab:
         logits = LOGITS_COPIES * tokens * facts.vocab * FP32
@@ -231,6 +248,7 @@ def estimate_memory(
             "method": config.method,
             "precision": config.precision,
             "no_split_modules": list(facts.no_split_modules),
+            "audio_frames_per_example": facts.source_positions,
         },
     )
 
