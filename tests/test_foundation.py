@@ -127,3 +127,10 @@ def test_import_is_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_projects_never_share_config_tables(tmp_path: Path) -> None:
+    first = Project.create(tmp_path / "a")
+    first.config["gates"]["policy"] = "fail-open"
+    second = Project.create(tmp_path / "b")
+    assert second.config["gates"]["policy"] == "strict"

@@ -5,6 +5,16 @@ from .events import RunEvent
 from .ingest import FieldInfo, SentinelRow, SourceDescription
 from .introspect import ProposedMapping, ShapeHypothesis
 from .mapping import CommitResult, DryRunReport, ReasonGroup, RejectedRow, TransformedRow
+from .preflight import (
+    CHECK_STATUSES,
+    PREFLIGHT_MODES,
+    CheckResult,
+    HardwareInfo,
+    MemoryEstimate,
+    PreflightItem,
+    PreflightReport,
+    TrainPlan,
+)
 from .prepare import (
     MANIFEST_SCHEMA_VERSION,
     SCORING_MODES,
@@ -43,6 +53,14 @@ __all__ = [
     "ReasonGroup",
     "RejectedRow",
     "TransformedRow",
+    "CHECK_STATUSES",
+    "PREFLIGHT_MODES",
+    "CheckResult",
+    "HardwareInfo",
+    "MemoryEstimate",
+    "PreflightItem",
+    "PreflightReport",
+    "TrainPlan",
     "MANIFEST_SCHEMA_VERSION",
     "SCORING_MODES",
     "SPLITS",
