@@ -117,6 +117,8 @@ def run_prepare(project: Project) -> None:
 # Small enough for a laptop CPU in about a minute; the loss still falls visibly.
 DEMO_TRAIN = {"method": "lora", "epochs": 3, "batch_size": 16, "lr": 2e-3, "max_length": 64,
               "eval_every": 10, "checkpoint_every": 20}
+# BREWSLM_SMOKE=1 (tests, CI): the same path, a handful of steps.
+SMOKE_TRAIN = {**DEMO_TRAIN, "epochs": 1, "max_steps": 4, "eval_every": 2, "checkpoint_every": 2}
 
 
 def run_preflight(project: Project, config: dict) -> None:
@@ -197,11 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     step("6 · Prepare: the manifest everything downstream reads")
     run_prepare(project)
 
+    train_config = SMOKE_TRAIN if os.environ.get("BREWSLM_SMOKE") == "1" else DEMO_TRAIN
     step("7 · Preflight: dependencies, memory fit, capability, gates; the train plan")
-    run_preflight(project, DEMO_TRAIN)
+    run_preflight(project, train_config)
 
     step("8 · Train: the classification handler, traced and checkpointed")
-    run_train(project, DEMO_TRAIN)
+    run_train(project, train_config)
 
     step("RunEvents, queried with SQL from DuckDB")
     show_events(project)
