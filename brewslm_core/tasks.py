@@ -35,7 +35,6 @@ stderr goes to ``<task_id>.log``.
 
 from __future__ import annotations
 
-import fcntl
 import importlib
 import json
 import os
@@ -46,13 +45,13 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from .contracts.base import Contract, contract
+from .locks import file_lock
 from .project import Project
 
 STATES: tuple[str, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -128,16 +127,6 @@ def _log_path(project: Project, task_id: str) -> Path:
     return project.tasks_dir / f"{task_id}.log"
 
 
-@contextmanager
-def _locked(project: Project, task_id: str) -> Iterator[None]:
-    with open(project.tasks_dir / f"{task_id}.lock", "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _read(project: Project, task_id: str) -> dict[str, Any]:
     path = _state_path(project, task_id)
     try:
@@ -158,7 +147,7 @@ def _write(project: Project, data: dict[str, Any]) -> None:
 
 def _update(project: Project, task_id: str, **changes: Any) -> dict[str, Any]:
     """Read-modify-write under the task lock. A terminal state is never overwritten."""
-    with _locked(project, task_id):
+    with file_lock(project.tasks_dir / f"{task_id}.lock"):
         data = _read(project, task_id)
         if data["state"] in TERMINAL:
             return data

@@ -21,19 +21,17 @@ rows.jsonl / chunks.jsonl are removed, and a ``cleaning_pii_block`` event is rec
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..contracts.base import Contract, contract
+from ..locks import file_lock
 from ..mapping import store
 from ..mapping.shapes import MEDIA_SHAPES, record_text, text_hash
 from ..project import Project
@@ -130,17 +128,6 @@ def require_current(project: Project) -> CleanReport:
 
 
 # ---- the run ---------------------------------------------------------------------------
-@contextmanager
-def _clean_lock(project: Project) -> Iterator[None]:
-    project.cleaned_dir.mkdir(parents=True, exist_ok=True)
-    with open(project.cleaned_dir / ".clean.lock", "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _histogram(scores: list[float]) -> dict[str, list[float]]:
     edges = [round(i / 10, 1) for i in range(11)]
     counts = [0] * 10
@@ -177,7 +164,7 @@ def clean(project: Project, config: CleanConfig | None = None, ctx: Any = None) 
 
     cfg = config or CleanConfig()
     ctx = ctx or NullContext()
-    with _clean_lock(project):
+    with file_lock(project.cleaned_dir / ".clean.lock"):
         return _run(project, cfg, ctx)
 
 

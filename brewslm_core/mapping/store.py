@@ -11,25 +11,13 @@ Each synthetic line: {"import_id", "row_index", "shape", "task_profile", "config
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
+from ..locks import file_lock
 from ..project import Project
-
-
-@contextmanager
-def _commit_lock(project: Project) -> Iterator[None]:
-    lock_path = project.data_dir / ".commit.lock"
-    with open(lock_path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def read_imports(project: Project) -> list[dict[str, Any]]:
@@ -57,7 +45,7 @@ def append_commit(project: Project, rows: Iterable[dict[str, Any]], meta: dict[s
     only after ``rows`` is consumed, so a generator may fill in counts as it goes; ``rows`` is
     consumed inside the commit lock.
     """
-    with _commit_lock(project):
+    with file_lock(project.data_dir / ".commit.lock"):
         imports = read_imports(project)
         start = _committed_end(imports)
         syn = project.synthetic_path

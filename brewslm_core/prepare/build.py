@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,7 @@ from ..contracts.prepare import (
     file_sha256_and_rows,
 )
 from ..contracts.reasons import SHAPES, TASK_PROFILES
+from ..locks import file_lock
 from ..mapping.shapes import RECORD_KEYS
 from ..project import Project
 from . import profile as prof
@@ -149,18 +147,6 @@ def _line(row: dict[str, Any], split: str) -> dict[str, Any]:
     return out
 
 
-@contextmanager
-def _prepare_lock(project: Project) -> Iterator[None]:
-    """One prepare at a time per project (a notebook and the CLI may both run it)."""
-    project.prepared_dir.mkdir(parents=True, exist_ok=True)
-    with open(project.prepared_dir / ".prepare.lock", "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def prepare(
     project: Project,
     *,
@@ -175,7 +161,7 @@ def prepare(
     Raises PrepareError (with an adapter error event where the taxonomy has a code) when the
     rows cannot be prepared; the message says what to do.
     """
-    with _prepare_lock(project):
+    with file_lock(project.prepared_dir / ".prepare.lock"):  # one prepare at a time
         return _prepare(project, task_profile=task_profile, eval_fraction=eval_fraction,
                         seed=seed, base_model=base_model, max_length=max_length)
 
