@@ -22,6 +22,7 @@ from ..contracts.base import Contract, contract
 from .base_model import resolve_model_path
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
+from .distributed import DUMP_ENV, Dist, from_env, params_checksum, shard
 from .handlers import get_handler
 from .handlers.lora import count_params
 from .packing import plan_epoch
@@ -55,6 +56,10 @@ class TrainingTimeout(TrainingStopped):
 class TrainingOOM(TrainingStopped):
     reason_code = "training_oom"
     status = "oom"
+
+
+# the order ranks agree on when they stop together (the highest code wins)
+STOP_KINDS: tuple[type[TrainingStopped], ...] = (TrainingCancelled, TrainingTimeout, TrainingOOM)
 
 
 @contract
@@ -192,24 +197,45 @@ class _Run:
         self.train_seconds = 0.0
         self.eval: dict[str, Any] = {}
         self.started = time.monotonic()
+        self.dist = Dist()
+        self.together = True  # False once a rank fails on its own (see _failure)
+        self.device: Any = None
 
     # ---- stop checks (called between micro-batches: "within one step") -----------------
-    def check_stop(self) -> None:
+    def _local_stop(self) -> TrainingStopped | None:
         if self.cancel is not None and self.cancel():
-            raise TrainingCancelled(f"cancelled at step {self.step}")
+            return TrainingCancelled(f"cancelled at step {self.step}")
         if (self.dir / CANCEL_FILE).exists():
-            raise TrainingCancelled(f"cancelled at step {self.step} ({CANCEL_FILE} file)")
+            return TrainingCancelled(f"cancelled at step {self.step} ({CANCEL_FILE} file)")
         budget = self.config.max_seconds
         if budget is not None and time.monotonic() - self.started > budget:
-            raise TrainingTimeout(f"wallclock budget of {budget:g} s used up at step {self.step}")
-        self.watchdog.check()
+            return TrainingTimeout(f"wallclock budget of {budget:g} s used up at step {self.step}")
+        try:
+            self.watchdog.check()
+        except TrainingOOM as exc:
+            return exc
+        return None
+
+    def check_stop(self, step_start: bool = False) -> None:
+        exc = self._local_stop()
+        if self.dist.active:
+            if not step_start:
+                return  # one rank cannot leave mid-step alone: the others would wait for it
+            mine = STOP_KINDS.index(type(exc)) + 1 if exc is not None else 0
+            agreed = self.dist.max_code(mine, self.device)
+            if agreed and agreed != mine:
+                kind = STOP_KINDS[agreed - 1]
+                exc = kind(f"{kind.status} at step {self.step} (asked on another rank)")
+        if exc is not None:
+            raise exc
 
     def run(self, train_rows: Sequence[dict], eval_rows: Sequence[dict] | None, resume: bool) -> TrainResult:
         import torch
 
         cfg = self.config
         torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
-        device = pick_device(cfg.device)
+        self.device = device = pick_device(cfg.device)
+        self.dist.start(device)
         self.handler = handler = get_handler(cfg.task_profile)
         model_path = resolve_model_path(cfg.base, cfg.task_profile)
         handler.setup(model_path, train_rows, cfg)
@@ -229,6 +255,8 @@ class _Run:
         )
         lengths = [e.length for e in examples]
         batches_per_epoch = math.ceil(len(examples) / cfg.batch_size)
+        if self.dist.active:  # each rank trains its share of every epoch's batches
+            batches_per_epoch = math.ceil(batches_per_epoch / self.dist.world)
         steps_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accum)
         total = steps_per_epoch * cfg.epochs
         self.total_steps = min(total, cfg.max_steps) if cfg.max_steps else total
@@ -244,22 +272,24 @@ class _Run:
             self.train_seconds = float(meta.get("train_seconds", 0.0))
             self.last_loss = meta.get("loss")
             trace_at = int(meta["trace_offset"])
+        self.dist.broadcast_params(params)
         self._write_plan(model_path, model, len(train_rows), len(examples), device, resume)
-        self.trace = TraceWriter(self.dir / "trace.jsonl", truncate_at=trace_at)
+        if self.dist.main:
+            self.trace = TraceWriter(self.dir / "trace.jsonl", truncate_at=trace_at)
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
         amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
         plans: dict[int, list[list[int]]] = {}
         try:
             while self.step < self.total_steps:
-                self.check_stop()
+                self.check_stop(step_start=True)
                 epoch, within = divmod(self.step, steps_per_epoch)
                 if epoch not in plans:
-                    plans = {
-                        epoch: plan_epoch(
-                            lengths, cfg.batch_size, seed=cfg.seed, epoch=epoch, strategy=cfg.batching
-                        )
-                    }
+                    # every rank builds the same plan (same seed) and keeps its share
+                    full = plan_epoch(
+                        lengths, cfg.batch_size, seed=cfg.seed, epoch=epoch, strategy=cfg.batching
+                    )
+                    plans = {epoch: shard(full, self.dist.rank, self.dist.world)}
                 micro = plans[epoch][within * cfg.grad_accum : (within + 1) * cfg.grad_accum]
                 t0 = time.perf_counter()
                 loss_sum, count, tokens, real, samples = 0.0, 0, 0, 0, 0
@@ -274,6 +304,11 @@ class _Run:
                     scaler.scale(loss).backward()
                     loss_sum, count = loss_sum + float(loss.detach()), count + n
                     del batch, loss
+                if self.dist.active:  # sum before unscaling so every rank sees the same grads
+                    self.dist.sum_grads(params)
+                    sums = self.dist.sum_numbers([loss_sum, count, tokens, real, samples], device)
+                    loss_sum = sums[0]
+                    count, tokens, real, samples = (int(v) for v in sums[1:])
                 scaler.unscale_(optimizer)
                 for p in params:  # summed losses: divide once by the step's true count
                     if p.grad is not None:
@@ -289,7 +324,7 @@ class _Run:
                 self.train_seconds += seconds
                 self.real_tokens += real
                 self.last_loss = loss_sum / max(count, 1)
-                self.trace.write(
+                self._trace(
                     {
                         "step": self.step,
                         "epoch": epoch + (within + 1) / steps_per_epoch,
@@ -303,7 +338,7 @@ class _Run:
                         "split": "train",
                     }
                 )
-                if self.progress is not None:
+                if self.progress is not None and self.dist.main:
                     self.progress(self.step, self.total_steps, f"loss {self.last_loss:.4f}")
                 if eval_rows and cfg.eval_every and self.step % cfg.eval_every == 0:
                     self._evaluate(eval_rows)
@@ -315,17 +350,27 @@ class _Run:
         if eval_rows:
             self._evaluate(eval_rows)
         adapter = self.dir / "adapter"
-        handler.save(model, adapter)
+        if self.dist.main:
+            handler.save(model, adapter)
+        if os.environ.get(DUMP_ENV) == "1":
+            name = f"params-rank{self.dist.rank}.sha256"
+            (self.dir / name).write_text(params_checksum(model), encoding="utf-8")
         return self._result("completed", None, adapter_dir=str(adapter))
 
     # ---- pieces ---------------------------------------------------------------------------
+    def _trace(self, line: dict[str, Any]) -> None:
+        if self.dist.main:  # one trace per run, written by rank 0
+            self.trace.write(line)
+
     def _evaluate(self, eval_rows: Sequence[dict]) -> None:
+        if not self.dist.main:
+            return  # rank 0 scores; the others meet it at the next step's collective
         rows = list(eval_rows)[: self.config.eval_max_rows]
         self.eval = self.handler.score(self.model, rows)
         self.trace.write({"step": self.step, "split": "eval", **self.eval})
 
     def save_checkpoint(self) -> Path | None:
-        if getattr(self, "model", None) is None or self.step == 0:
+        if getattr(self, "model", None) is None or self.step == 0 or not self.dist.main:
             return None
         self.trace.sync()
         meta = {
@@ -361,8 +406,11 @@ class _Run:
             "total_steps": self.total_steps,
             "device": str(device),
             "backend": f"torch-{device.type}",
+            "world_size": self.dist.world,
         }
         self.dir.mkdir(parents=True, exist_ok=True)
+        if not self.dist.main:
+            return
         if resume and (self.dir / "plan.json").exists():
             return  # the plan is what was asked first; a resume carries on with it
         tmp = self.dir / "plan.json.tmp"
@@ -411,15 +459,29 @@ def train(
     config.check()
     run_id = run_id or new_run_id()
     run = _Run(project, config, run_id, cancel, progress)
+    run.dist = from_env()
     limit = config.max_rss_mb or default_rss_limit_mb()
     try:
-        with RssWatchdog(limit) as run.watchdog:
-            result = run.run(train_rows, eval_rows, resume)
-    except Exception as exc:  # MemoryError included: every failure becomes an outcome + event
-        result = _failure(run, exc)
+        try:
+            with RssWatchdog(limit) as run.watchdog:
+                result = run.run(train_rows, eval_rows, resume)
+        except Exception as exc:  # MemoryError included: every failure becomes an outcome + event
+            result = _failure(run, exc)
+        finally:
+            if getattr(run, "trace", None) is not None:
+                run.trace.close()
+        _record_success(run, result)
     finally:
-        if getattr(run, "trace", None) is not None:
-            run.trace.close()
+        # an error may leave the other ranks inside a collective: no barrier then; the
+        # non-zero exit makes the launcher stop them
+        run.dist.close(barrier=run.together)
+    return result
+
+
+def _record_success(run: _Run, result: TrainResult) -> None:
+    if not run.dist.main:
+        return  # one RunEvent per run, from rank 0
+    project, run_id = run.project, run.run_id
     if result.status == "completed":
         _emit(
             project,
@@ -435,7 +497,6 @@ def train(
                 "adapter_dir": result.adapter_dir,
             },
         )
-    return result
 
 
 def _backend(run: _Run) -> str:
@@ -466,5 +527,10 @@ def _failure(run: _Run, exc: BaseException) -> TrainResult:
     }
     if reason == "training_runtime_error":
         payload["traceback"] = "".join(traceback.format_exception(exc))
+    # a stop every rank agreed on keeps the ranks together; anything else may have left
+    # the others inside a collective
+    run.together = isinstance(exc, TrainingStopped)
+    if not run.dist.main:
+        return result
     _emit(run.project, severity, reason, run.run_id, f"training stopped: {result.error}", payload)
     return result
