@@ -250,6 +250,7 @@ def test_vl_handler_trains_through_the_engine(project, demo_rows, shared_data):
     events = project.events.list(run_id=result.run_id)
     assert list(zip(events["stage"], events["severity"], strict=True)) == [("training", "info")]
     assert RANDOM_INIT_NOTE in events["payload"][0]["eval"]["notes"]
+    assert RANDOM_INIT_NOTE in events["payload"][0]["notes"]  # also without eval rows
     # the trained vision encoder and projector are part of the checkpointed/saved weights
     from safetensors.torch import load_file
 

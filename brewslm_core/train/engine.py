@@ -495,6 +495,8 @@ def _record_success(run: _Run, result: TrainResult) -> None:
                 "final_train_loss": result.final_train_loss,
                 "eval": result.eval,
                 "adapter_dir": result.adapter_dir,
+                # Caveats a handler wants on the record (e.g. a randomly initialised encoder).
+                "notes": list(run.handler.state().get("notes", [])),
             },
         )
 
