@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
@@ -41,7 +42,9 @@ def register(app: typer.Typer) -> None:
 
         try:
             project = Project.open(project_dir)
-            bar = tqdm(total=None, unit="step", disable=as_json)
+            # Under torchrun/accelerate every rank runs this; only rank 0 reports.
+            quiet = int(os.environ.get("RANK", "0")) != 0
+            bar = tqdm(total=None, unit="step", disable=as_json or quiet)
 
             def progress(done: int, total: int, msg: str) -> None:
                 bar.total = total
@@ -56,7 +59,9 @@ def register(app: typer.Typer) -> None:
         except (ProjectError, TrainConfigError, ValueError, OSError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
-        if as_json:
+        if quiet:
+            pass
+        elif as_json:
             typer.echo(json.dumps(result.to_dict()))
         else:
             typer.echo(
