@@ -444,7 +444,7 @@ def _build_plan(project: Project, manifest: Manifest, cfg: TrainConfig, ref: Mod
         device=device,
         memory=estimate.to_dict() if estimate else {},
         probe=probe,
-        estimated_seconds=round(per_step * total, 1) if per_step else None,
+        estimated_seconds=round(per_step * total, 3) if per_step else None,
         accelerate={"layout": layout, "config_yaml": config_yaml(acc), "config_path": rel_config,
                     "launch_command": command},
         config=cfg.to_dict(),
