@@ -8,6 +8,8 @@ from typing import Any
 
 import typer
 
+from ..train.cli import parse_sets
+
 STATUS_STYLE = {"pass": "green", "warn": "yellow", "block": "bold red", "skip": "dim"}
 
 
@@ -81,7 +83,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             project = Project.open(project_dir)
-            config = _parse_sets(sets) or None
+            config = parse_sets(sets) or None
             mode = None if strict is None else ("strict" if strict else "fail-open")
             report = preflight(project, config, mode=mode, probe=probe, run_id=run_id,
                                max_memory_mb=max_memory_mb)
@@ -94,16 +96,3 @@ def register(app: typer.Typer) -> None:
             _show(report)
         if not report.passed:
             raise typer.Exit(1)
-
-
-def _parse_sets(values: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in values:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise typer.BadParameter(f"--set takes key=value, got {item!r}")
-        try:
-            out[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key.strip()] = raw  # a bare string such as method=full
-    return out

@@ -9,7 +9,8 @@ from pathlib import Path
 import typer
 
 
-def _parse_sets(values: list[str]) -> dict:
+def parse_sets(values: list[str]) -> dict:
+    """TrainConfig overrides from repeated ``--set key=value`` (values read as JSON when they parse)."""
     out: dict = {}
     for item in values:
         key, sep, raw = item.partition("=")
@@ -53,7 +54,7 @@ def register(app: typer.Typer) -> None:
                 bar.refresh()
 
             result = train_project(
-                project, _parse_sets(sets), run_id=resume, resume=resume is not None, progress=progress
+                project, parse_sets(sets), run_id=resume, resume=resume is not None, progress=progress
             )
             bar.close()
         except (ProjectError, TrainConfigError, ValueError, OSError) as exc:
