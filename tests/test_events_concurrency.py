@@ -26,9 +26,16 @@ WRITER = textwrap.dedent(
 
     events_dir, name, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
     pause = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
+    gate = Path(sys.argv[5]) if len(sys.argv) > 5 else None
     store = EventStore(Path(events_dir), project_id=9)
     ids = []
     for seq in range(count):
+        if gate is not None and seq == count // 2:
+            # Halfway, wait until the querier has seen a partial count: the overlap of
+            # queries and writes is then guaranteed, not left to the scheduler.
+            deadline = time.monotonic() + 120
+            while not gate.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
         event = store.append(stage="system", severity="info", summary=f"{name} #{seq}",
                              run_id=name, payload={"writer": name, "seq": seq})
         ids.append(event.id)
@@ -44,11 +51,14 @@ QUERIER = textwrap.dedent(
     from brewslm_core.events import EventStore
 
     events_dir, stop_file = Path(sys.argv[1]), Path(sys.argv[2])
+    gate = Path(sys.argv[3]) if len(sys.argv) > 3 else None
     store = EventStore(events_dir, project_id=9)
     counts = []
     while True:
         stopping = stop_file.exists()
         n = int(store.query("SELECT count(*) AS n FROM run_events")["n"].iloc[0])
+        if gate is not None and 0 < n < 1000:
+            gate.touch()  # seen mid-write: let the writers finish
         recent = store.list(limit=20)
         assert recent["id"].is_unique
         if not counts:
@@ -139,9 +149,10 @@ def test_query_sees_events_appended_by_another_process(tmp_path: Path) -> None:
 def test_four_writers_and_a_querier_lose_nothing(tmp_path: Path) -> None:
     events_dir = tmp_path / "events"
     stop = tmp_path / "stop"
-    querier = _spawn(QUERIER, events_dir, stop)
+    gate = tmp_path / "seen-mid-write"
+    querier = _spawn(QUERIER, events_dir, stop, gate)
     assert querier.stdout is not None and querier.stdout.readline().strip() == "ready"
-    writers = {f"w{n}": _spawn(WRITER, events_dir, f"w{n}", 250, 0.01) for n in range(4)}
+    writers = {f"w{n}": _spawn(WRITER, events_dir, f"w{n}", 250, 0.01, gate) for n in range(4)}
     returned = {name: json.loads(_finish(proc)) for name, proc in writers.items()}
     stop.touch()
     counts = json.loads(_finish(querier))
