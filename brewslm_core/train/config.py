@@ -47,6 +47,11 @@ class TrainConfig(Contract):
     max_seconds: float | None = None  # wallclock budget -> training_timeout
     max_rss_mb: int | None = None  # RSS watchdog -> training_oom; None = 90% of available RAM
     eval_max_rows: int = 512
+    # knowledge distillation (SFT): a teacher capture id (``brewslm train capture-teacher``)
+    distill_from: str | None = None
+    distill_alpha: float = 0.5  # weight of the teacher term; 1 - alpha stays on the labels
+    distill_temperature: float = 1.0
+    fsdp: bool = False  # shard weights/grads/optimizer state across ranks (multi-process runs)
 
     def problems(self) -> list[str]:
         from .handlers import HANDLERS
@@ -71,6 +76,10 @@ class TrainConfig(Contract):
             out.append("lr must be positive")
         if self.method == "lora" and self.lora_r < 1:
             out.append("lora_r must be at least 1")
+        if not 0.0 <= self.distill_alpha <= 1.0:
+            out.append("distill_alpha must be between 0 and 1")
+        if self.distill_temperature <= 0:
+            out.append("distill_temperature must be positive")
         return out
 
     def check(self) -> TrainConfig:

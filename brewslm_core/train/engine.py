@@ -237,6 +237,9 @@ class _Run:
         self.device = device = pick_device(cfg.device)
         self.dist.start(device)
         self.handler = handler = get_handler(cfg.task_profile)
+        bind = getattr(handler, "bind", None)
+        if callable(bind):  # optional: handlers that read project files (RAG corpus, teacher)
+            bind(self.project, self.dir)
         model_path = resolve_model_path(cfg.base, cfg.task_profile)
         handler.setup(model_path, train_rows, cfg)
         encoded = handler.encode(train_rows)
@@ -324,8 +327,12 @@ class _Run:
                 self.train_seconds += seconds
                 self.real_tokens += real
                 self.last_loss = loss_sum / max(count, 1)
+                # optional: per-step parts of the loss a handler tracks (e.g. distillation)
+                step_metrics = getattr(handler, "step_metrics", None)
+                extra = step_metrics() if callable(step_metrics) else {}
                 self._trace(
                     {
+                        **extra,
                         "step": self.step,
                         "epoch": epoch + (within + 1) / steps_per_epoch,
                         "loss": self.last_loss,

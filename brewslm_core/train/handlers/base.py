@@ -37,7 +37,13 @@ class Example:
 
 @runtime_checkable
 class TaskHandler(Protocol):
-    """What the engine needs from a task. One instance per run; it owns tokenizer and labels."""
+    """What the engine needs from a task. One instance per run; it owns tokenizer and labels.
+
+    Two optional methods the engine calls when a handler has them: ``bind(project, run_dir)``
+    before ``setup`` (for handlers that read project files: the RAG corpus, a teacher capture),
+    and ``step_metrics() -> dict`` after each optimizer step (extra trace fields, e.g. the
+    distillation part of the loss; the handler resets its tallies there).
+    """
 
     task_profile: str
 
