@@ -15,6 +15,8 @@ BASE: dict[str, str] = {
     "psutil": "5.9",
 }
 LORA: dict[str, str] = {"peft": "0.13"}
+# method "qlora": the 4-bit NF4 base (CPU forward + backward of Linear4bit measured with 0.50)
+QLORA: dict[str, str] = {"bitsandbytes": "0.50"}
 # The multi-process/multi-GPU launch in the plan, and the GGUF conversion of SmolLM2.
 LAUNCH: dict[str, str] = {"accelerate": "1.0"}
 # What Evaluate needs to score a task profile (missing ones only warn: training still runs).
@@ -70,8 +72,10 @@ def required_packages(task_profile: str, method: str, family: str) -> list[tuple
     """(package, minimum version, what needs it, blocking) for one run."""
     out: list[tuple[str, str, str, bool]] = []
     out += [(p, v, "training engine", True) for p, v in BASE.items()]
-    if method == "lora":
+    if method in ("lora", "qlora"):
         out += [(p, v, "LoRA adapters", True) for p, v in LORA.items()]
+    if method == "qlora":
+        out += [(p, v, "the 4-bit (qlora) base", True) for p, v in QLORA.items()]
     out += [(p, v, f"the {family} base model", True) for p, v in FAMILY.get(family, {}).items()]
     out += [(p, v, "multi-process launch", False) for p, v in LAUNCH.items()]
     out += [(p, v, f"scoring {task_profile}", False) for p, v in SCORING.get(task_profile, {}).items()]

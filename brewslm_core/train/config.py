@@ -7,7 +7,7 @@ from typing import Any
 from ..contracts.base import Contract, contract
 from .packing import STRATEGIES
 
-METHODS = ("lora", "full")
+METHODS = ("lora", "qlora", "full")  # qlora = LoRA over a 4-bit NF4 base (bitsandbytes)
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -20,7 +20,7 @@ class TrainConfigError(ValueError):
 class TrainConfig(Contract):
     task_profile: str = "classification"
     base: str = "auto"  # "auto" = the handler's offline default; or a local HF folder
-    method: str = "lora"  # lora | full
+    method: str = "lora"  # lora | qlora | full
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.0
@@ -60,7 +60,10 @@ class TrainConfig(Contract):
         if self.task_profile not in HANDLERS:
             out.append(f"task_profile {self.task_profile!r} has no handler ({HANDLERS.names()})")
         if self.method not in METHODS:
-            out.append(f"method must be one of {METHODS}, not {self.method!r}")
+            out.append(
+                f"method must be one of {METHODS}, not {self.method!r} (lora: adapters on a frozen fp32 "
+                "base; qlora: the same over a 4-bit base, causal-LM tasks only; full: every weight)"
+            )
         if self.precision not in PRECISIONS:
             out.append(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
         if self.device not in DEVICES:
@@ -74,7 +77,7 @@ class TrainConfig(Contract):
             out.append("max_steps must be at least 1 (or None)")
         if self.lr <= 0:
             out.append("lr must be positive")
-        if self.method == "lora" and self.lora_r < 1:
+        if self.method in ("lora", "qlora") and self.lora_r < 1:
             out.append("lora_r must be at least 1")
         if not 0.0 <= self.distill_alpha <= 1.0:
             out.append("distill_alpha must be between 0 and 1")

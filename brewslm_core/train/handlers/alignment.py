@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .base import IGNORE, Example, lay_out
 from .encoder_tools import device_of, evaluating, to_device
-from .lora import adapt
+from .lora import causal_tokenizer, load_causal_lm
 
 if TYPE_CHECKING:
     import torch
@@ -74,31 +74,19 @@ class AlignmentHandler:
         self.kl_estimate = 0.0  # KTO: the last micro-batch's z0
 
     def setup(self, model_path: Path, train_rows: Sequence[dict], config: TrainConfig) -> None:
-        from transformers import AutoTokenizer
-
-        if config.method != "lora":
+        if config.method not in ("lora", "qlora"):
             raise ValueError(
-                "alignment needs method='lora': the frozen reference is the base model with the "
-                "LoRA adapter switched off, which full fine-tuning does not have"
+                "alignment needs method='lora' (or 'qlora'): the frozen reference is the base model "
+                "with the LoRA adapter switched off, which full fine-tuning does not have"
             )
         self.mode = alignment_mode([r["record"] for r in train_rows])
         self.model_path = Path(model_path)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer = causal_tokenizer(self.model_path)
         self.max_length = config.max_length
         self.pack_length = config.pack_length
 
     def build_model(self, config: TrainConfig) -> torch.nn.Module:
-        import torch
-        from transformers import AutoModelForCausalLM
-
-        torch.manual_seed(config.seed)
-        model = AutoModelForCausalLM.from_pretrained(
-            self.model_path, attn_implementation="sdpa", dtype=torch.float32
-        )
-        model.config.use_cache = False
-        return adapt(model, config, self.lora_targets)
+        return load_causal_lm(self.model_path, config, self.lora_targets)
 
     # ---- data ---------------------------------------------------------------------------
     def _render(self, prompt: list[dict], completions: list[str]) -> tuple[str, list[str]]:

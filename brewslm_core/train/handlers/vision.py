@@ -26,7 +26,7 @@ from ..vision_model import MERGE, RANDOM_INIT_NOTE, VISION_DEFAULTS, build_visio
 from ..vision_model import tokens_per_image as _tokens_per_image
 from .base import IGNORE, Example, lay_out
 from .encoder_tools import device_of, evaluating, to_device
-from .lora import adapt
+from .lora import load_causal_lm
 from .qa import exact_match, token_f1
 from .seq2seq import Seq2SeqHandler
 
@@ -65,16 +65,9 @@ class VisionLanguageHandler(Seq2SeqHandler):
         )
 
     def build_model(self, config: TrainConfig) -> torch.nn.Module:
-        import torch
-        from transformers import AutoModelForCausalLM
-
-        torch.manual_seed(config.seed)  # the ViT and projector init is part of the run
-        lm = AutoModelForCausalLM.from_pretrained(
-            self.model_path, attn_implementation="sdpa", dtype=torch.float32
-        )
-        lm.config.use_cache = False
+        # seeded inside: the ViT and projector init that follows is part of the run
+        lm = load_causal_lm(self.model_path, config, self.lora_targets)
         hidden = lm.config.hidden_size
-        lm = adapt(lm, config, self.lora_targets)
         model = build_vision_language(lm, hidden, self.vision_settings, self.merge)
         for part in (model.vision, model.projector):
             part.requires_grad_(True)
