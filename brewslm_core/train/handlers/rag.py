@@ -5,15 +5,18 @@ For each RAG record ``{"question", "answer", "passages", "supporting"}`` the top
 ("Answer from the passages…"), cut to a token budget so question and answer always fit
 ``max_length``; the answer is the assistant turn and the only supervised tokens.
 
-Where passages come from: the corpus given to ``RAGHandler(corpus=…)`` or set around a run with
-``use_corpus(project_corpus(project))``; without one, each record's own passages (the
-distractor setting). Train and eval prompts are built the same way from what was retrieved.
+Where passages come from, first that applies: the corpus given to ``RAGHandler(corpus=…)``; one
+set around a run with ``use_corpus(…)``; the project's cleaned corpus (``project_corpus``, read
+in ``bind`` when the engine trains inside a project that has been cleaned); else each record's
+own passages (the distractor setting). ``state()["notes"]`` says which was used and its size.
+Train and eval prompts are built the same way from what was retrieved.
 
 ``score()``: exact match and token F1 of greedy answers (SQuAD normalisation); retrieval
 recall@k of the supporting titles (None when the passages carry no titles); the share of rows
 whose gold answer appears in the retrieved passages; and ``answer_tokens_in_passages``, the
 share of generated answer tokens found in the passages the model was shown - a lexical proxy
-for faithfulness, not a judgement of it.
+for faithfulness, not a judgement of it; ``retrieved_sources`` names where the first eval rows'
+passages came from.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..retrieval import Embedder, Passage, retrieve, titles
+from ..retrieval import Embedder, Passage, project_corpus, retrieve, titles
 from .generative import GenerativeTask
 from .qa import best_over_golds, normalize_answer
 
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
     from ..config import TrainConfig
 
 INSTRUCTION = "Answer from the passages below with a short answer."
+SOURCES_SHOWN = 8  # eval rows whose retrieved passage sources score() lists
 _CORPUS: ContextVar[Sequence[Passage] | None] = ContextVar("rag_corpus", default=None)
 
 
@@ -63,6 +67,7 @@ class RAGHandler:
 
     def __init__(self, corpus: Sequence[Passage] | None = None, embedder: Embedder | None = None) -> None:
         self.corpus = corpus
+        self.corpus_source = "given" if corpus is not None else ""
         self.embedder = embedder or Embedder()
         self.max_length = 512
         self.gen = GenerativeTask(
@@ -115,9 +120,17 @@ class RAGHandler:
         return out
 
     # ---- the protocol -----------------------------------------------------------------------
+    def bind(self, project: Any, run_dir: Path) -> None:
+        """Retrieve from the project's cleaned rows and chunks, unless a corpus was given."""
+        if self.corpus is not None or _CORPUS.get() is not None:
+            return
+        found = project_corpus(project)
+        if found:  # before a clean there is none: records keep their own passages
+            self.corpus, self.corpus_source = found, "project"
+
     def setup(self, model_path: Path, train_rows: Sequence[dict], config: TrainConfig) -> None:
-        if self.corpus is None:
-            self.corpus = _CORPUS.get()
+        if self.corpus is None and _CORPUS.get() is not None:
+            self.corpus, self.corpus_source = _CORPUS.get(), "use_corpus"
         self.max_length = config.max_length
         self.gen.sft.setup(model_path, [], config)
 
@@ -141,12 +154,25 @@ class RAGHandler:
     def save(self, model: torch.nn.Module, out_dir: Path) -> None:
         self.gen.save(model, out_dir)
 
+    def corpus_note(self) -> str:
+        if not self.corpus:
+            return "retrieval from each record's own passages (no corpus given, none cleaned in the project)"
+        where = {
+            "project": "the project's cleaned rows and chunks",
+            "use_corpus": "the corpus set with use_corpus()",
+            "given": "the corpus given to RAGHandler(corpus=...)",
+        }[self.corpus_source or "given"]
+        return f"retrieval from {where}: {len(self.corpus)} passages"
+
     def state(self) -> dict[str, Any]:
+        inner = self.gen.state()
         return {
-            **self.gen.state(),
+            **inner,
             "top_k": self.top_k,
             "retrieval": "corpus" if self.corpus else "record_passages",
+            "corpus_source": (self.corpus_source or "given") if self.corpus else None,
             "corpus_passages": len(self.corpus or []),
+            "notes": [*inner.get("notes", []), self.corpus_note()],
             "embedder": "all-MiniLM-L6-v2 mean-pooled, normalised (cosine)",
             "loss_on": "answer_tokens",
         }
@@ -180,4 +206,9 @@ class RAGHandler:
             "answer_in_retrieved_at_k": _mean(hit),
             "answer_tokens_in_passages": _mean(grounded),
             "empty_answers": len(generated) - len(grounded),
+            # where the first rows' passages came from: chunk ids or "<import_id>:<row_index>"
+            # for a corpus, "" for a record's own passages
+            "retrieved_sources": [
+                [p.source for p, _ in row["record"]["_retrieved"]] for row in rows[:SOURCES_SHOWN]
+            ],
         }
