@@ -6,6 +6,10 @@ are packed into rows with positions restarted per example: with no 2-D mask give
 transformers reads the restarts as sequence boundaries and builds a block-causal mask, so no
 example attends to another. The LM head runs only where a loss is taken, which skips the
 vocabulary projection for every prompt token.
+
+With ``distill_from`` set, each example also carries the teacher's top-k next-token logprobs
+(``train/distill.py``) and the loss mixes the labels' cross-entropy with the teacher's:
+``(1 - alpha) * CE + alpha * T^2 * KD`` on every captured position (CE only elsewhere).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .base import IGNORE, Example, lay_out
 from .classification import device_of, to_device
-from .lora import adapt
+from .lora import causal_tokenizer, load_causal_lm
 
 if TYPE_CHECKING:
     import torch
@@ -46,27 +50,60 @@ class Seq2SeqHandler:
         self.model_path: Path | None = None
         self.max_length = 512
         self.pack_length = 0
+        self.project: Any = None
+        # distillation (None = plain SFT, and no extra work anywhere)
+        self.teacher: Any = None
+        self.distill: dict[str, Any] = {}
+        self.coverage = (0, 0)  # (training examples with a teacher row, all training examples)
+        self._tally = [0.0, 0, 0.0, 0]  # ce sum, ce positions, kd sum, kd positions (this step)
+
+    def bind(self, project: Any, run_dir: Path) -> None:
+        """Remember the project: teacher captures live there.
+
+        The engine calls this before ``setup``; the teacher needs the run's config, which only
+        ``setup`` receives, so this instance's ``setup`` also reads it (``use_teacher``).
+        """
+        self.project = project
+        loader = type(self).setup.__get__(self)
+
+        def setup_then_teacher(model_path: Path, train_rows: Sequence[dict], config: TrainConfig) -> None:
+            loader(model_path, train_rows, config)
+            self.use_teacher(config)
+
+        self.setup = setup_then_teacher  # type: ignore[method-assign]
+
+    def use_teacher(self, config: TrainConfig) -> None:
+        """Load the capture ``config.distill_from`` names (after setup: needs the tokenizer)."""
+        from ..distill import DistillError, load_capture, tokenizer_fingerprint
+
+        self.teacher = None
+        if not config.distill_from:
+            return
+        if self.project is None:
+            raise DistillError("distillation reads a teacher capture from a project: bind(project, …) first")
+        table = load_capture(self.project, config.distill_from)
+        if table.meta["tokenizer_fingerprint"] != tokenizer_fingerprint(self.tokenizer):
+            raise DistillError(
+                f"teacher capture {config.distill_from!r} was made with a different tokenizer "
+                f"vocabulary ({table.meta['teacher_path']}) than the student {self.model_path}: "
+                "token ids would not line up; capture a teacher of the student's family"
+            )
+        self.teacher = table
+        self.distill = {
+            "distill_from": config.distill_from,
+            "alpha": config.distill_alpha,
+            "temperature": config.distill_temperature,
+            "top_k": int(table.meta["top_k"]),
+        }
 
     def setup(self, model_path: Path, train_rows: Sequence[dict], config: TrainConfig) -> None:
-        from transformers import AutoTokenizer
-
         self.model_path = Path(model_path)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer = causal_tokenizer(self.model_path)
         self.max_length = config.max_length
         self.pack_length = config.pack_length
 
     def build_model(self, config: TrainConfig) -> torch.nn.Module:
-        import torch
-        from transformers import AutoModelForCausalLM
-
-        torch.manual_seed(config.seed)
-        model = AutoModelForCausalLM.from_pretrained(
-            self.model_path, attn_implementation="sdpa", dtype=torch.float32
-        )
-        model.config.use_cache = False
-        return adapt(model, config, self.lora_targets)
+        return load_causal_lm(self.model_path, config, self.lora_targets)
 
     # ---- data ---------------------------------------------------------------------------
     def _pieces(self, record: dict) -> list[tuple[str, bool]]:
@@ -90,6 +127,26 @@ class Seq2SeqHandler:
         return pieces
 
     def encode(self, rows: Sequence[dict]) -> list[Example | None]:
+        out = self._encode(rows)
+        if self.teacher is not None:
+            self._attach_teacher(out)
+        return out
+
+    def _attach_teacher(self, examples: list[Example | None]) -> None:
+        """Put the teacher's (ids, logprobs) rows on each example it has a capture for."""
+        covered = total = 0
+        for ex in examples:
+            if ex is None:
+                continue
+            total += 1
+            found = self.teacher.lookup(ex.input_ids)
+            # a capture row per loss position, or none at all (e.g. cut at another max_length)
+            if found is not None and len(found[0]) == sum(t != IGNORE for t in ex.target):
+                ex.extra["teacher"] = found
+                covered += 1
+        self.coverage = (covered, total)
+
+    def _encode(self, rows: Sequence[dict]) -> list[Example | None]:
         per_row = [self._pieces(r["record"]) for r in rows]
         flat = [text for pieces in per_row for text, _ in pieces]
         # one batched tokenizer call for every piece of every row
@@ -121,7 +178,7 @@ class Seq2SeqHandler:
                 n = examples[i].length
                 target[r, at : at + n] = torch.as_tensor(examples[i].target)
                 at += n
-        return {
+        batch = {
             "input_ids": rows.input_ids,
             "position_ids": rows.position_ids,
             "target": target,
@@ -129,24 +186,96 @@ class Seq2SeqHandler:
             "tokens": rows.tokens,
             "real_tokens": rows.real_tokens,
         }
+        if self.teacher is not None:
+            batch.update(self._teacher_rows(examples, groups))
+        return batch
 
-    # ---- training -----------------------------------------------------------------------
-    def loss(self, model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
+    def _teacher_rows(self, examples: Sequence[Example], groups: list[list[int]]) -> dict[str, Any]:
+        """Teacher rows in the order of ``target[target != IGNORE]``: row by row, and within a
+        row example by example as packed; zeros and mask False where an example has none."""
+        import numpy as np
         import torch
 
+        k = self.distill["top_k"]
+        ids: list[Any] = []
+        logp: list[Any] = []
+        mask: list[Any] = []
+        for group in groups:
+            for i in group:
+                found = examples[i].extra.get("teacher")
+                if found is not None:
+                    ids.append(found[0])
+                    logp.append(found[1])
+                    mask.append(np.ones(len(found[0]), dtype=bool))
+                else:
+                    n = sum(t != IGNORE for t in examples[i].target)
+                    ids.append(np.zeros((n, k), dtype=np.int32))
+                    logp.append(np.zeros((n, k), dtype=np.float32))
+                    mask.append(np.zeros(n, dtype=bool))
+        return {
+            "teacher_ids": torch.from_numpy(np.concatenate(ids)).long(),
+            "teacher_logp": torch.from_numpy(np.concatenate(logp)).float(),
+            "teacher_mask": torch.from_numpy(np.concatenate(mask)),
+        }
+
+    # ---- training -----------------------------------------------------------------------
+    def supervised_logits(self, model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, Any]:
+        """Logits at the positions that carry a loss (row-major order) and their mask."""
         decoder = model.get_decoder()
         hidden = decoder(
             input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False
         ).last_hidden_state
         keep = batch["target"] != IGNORE
-        logits = model.get_output_embeddings()(hidden[keep])
+        return model.get_output_embeddings()(hidden[keep]), keep
+
+    def loss(self, model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
+        import torch
+
+        logits, keep = self.supervised_logits(model, batch)
+        if "teacher_ids" in batch and model.training:
+            return self._distill_loss(logits, batch["target"][keep], batch), int(keep.sum())
         loss = torch.nn.functional.cross_entropy(logits.float(), batch["target"][keep], reduction="sum")
         return loss, int(keep.sum())
+
+    def _distill_loss(
+        self, logits: torch.Tensor, target: torch.Tensor, batch: dict[str, Any]
+    ) -> torch.Tensor:
+        """(1 - alpha) * CE + alpha * T^2 * KD summed over positions; CE alone where no teacher.
+
+        KD is the cross-entropy of the teacher's top-k distribution (softmax(logp / T) over its
+        k ids) against the student's log_softmax(z / T) over the full vocabulary, read at those
+        ids; logsumexp gives the normaliser without a second [positions, vocab] tensor.
+        """
+        import torch
+
+        alpha, temp = self.distill["alpha"], self.distill["temperature"]
+        z = logits.float()
+        ce = torch.nn.functional.cross_entropy(z, target, reduction="none")
+        scaled = z / temp if temp != 1.0 else z
+        student = scaled.gather(1, batch["teacher_ids"]) - torch.logsumexp(scaled, dim=-1, keepdim=True)
+        teacher = torch.softmax(batch["teacher_logp"] / temp, dim=-1)
+        mask = batch["teacher_mask"]
+        kd = -(teacher * student).sum(dim=-1) * mask
+        weight = torch.where(mask, 1.0 - alpha, 1.0)
+        self._tally[0] += float(ce.detach().sum())
+        self._tally[1] += int(ce.numel())
+        self._tally[2] += float(kd.detach().sum())
+        self._tally[3] += int(mask.sum())
+        return (weight * ce).sum() + alpha * temp * temp * kd.sum()
+
+    def step_metrics(self) -> dict[str, Any]:
+        """Per-token CE and KD of the last optimizer step (then reset); empty when not distilling."""
+        if self.teacher is None:
+            return {}
+        ce, n_ce, kd, n_kd = self._tally
+        self._tally = [0.0, 0, 0.0, 0]
+        return {"ce_loss": ce / n_ce if n_ce else None, "kd_loss": kd / n_kd if n_kd else None}
 
     def score(self, model: torch.nn.Module, rows: Sequence[dict]) -> dict[str, Any]:
         import torch
 
-        examples = [e for e in self.encode(rows) if e is not None]
+        # held-out rows are scored on their labels alone, even when training distils
+        examples = [e for e in self._encode(rows) if e is not None]
         if not examples:
             return {"n": 0}
         was_training = model.training
@@ -185,4 +314,14 @@ class Seq2SeqHandler:
         self.tokenizer.save_pretrained(out_dir)
 
     def state(self) -> dict[str, Any]:
-        return {"max_length": self.max_length, "loss_on": "assistant_tokens"}
+        out: dict[str, Any] = {"max_length": self.max_length, "loss_on": "assistant_tokens"}
+        if self.teacher is not None:
+            covered, total = self.coverage
+            out["distill"] = {**self.distill, "examples_with_teacher": covered, "examples": total}
+            if covered < total:
+                out["notes"] = [
+                    f"{total - covered} of {total} training examples have no row in teacher capture "
+                    f"{self.distill['distill_from']!r} (other rows or another max_length): "
+                    "they train on the labels only"
+                ]
+        return out
