@@ -168,6 +168,10 @@ class Project:
     def tasks_dir(self) -> Path:
         return self.root / "tasks"
 
+    def teacher_dir(self, capture_id: str = "") -> Path:
+        """A teacher capture (top-k logprobs for distillation); "" = the folder of all of them."""
+        return self.root / "teachers" / capture_id if capture_id else self.root / "teachers"
+
     # ---- services ---------------------------------------------------------------------
     @cached_property
     def events(self) -> EventStore:

@@ -1,4 +1,4 @@
-"""`brewslm train …`: run from the manifest, cancel a run, print its trace."""
+"""`brewslm train …`: run from the manifest, capture a teacher, cancel a run, print its trace."""
 
 from __future__ import annotations
 
@@ -73,6 +73,50 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"  {result.reason_code}: {result.error}")
         if result.status != "completed":
             raise typer.Exit(1)
+
+    @group.command("capture-teacher")
+    def capture_command(
+        project_dir: Path = typer.Argument(..., metavar="PROJECT"),
+        teacher: str = typer.Option("auto", "--teacher", help="Model folder, run id, or auto"),
+        top_k: int = typer.Option(8, "--top-k", help="Teacher tokens kept per position"),
+        max_length: int = typer.Option(None, "--max-length", help="Default: the manifest's"),
+        student: str = typer.Option(None, "--student", help="Check this base's tokenizer now"),
+        as_json: bool = typer.Option(False, "--json", help="Print the capture as JSON"),
+    ) -> None:
+        """Capture a teacher's top-k logprobs on the train split, for distillation."""
+        from tqdm import tqdm
+
+        from ..models.ref import ModelNotAvailableError
+        from ..prepare import ManifestError
+        from ..project import Project, ProjectError
+        from .distill import capture_teacher
+
+        bar = tqdm(total=None, unit="batch", disable=as_json)
+
+        def progress(done: int, total: int, msg: str) -> None:
+            bar.total, bar.n = total, done
+            bar.set_postfix_str(msg)
+            bar.refresh()
+
+        try:
+            project = Project.open(project_dir)
+            capture = capture_teacher(
+                project, teacher, top_k=top_k, max_length=max_length, student=student, progress=progress
+            )
+        except (ProjectError, ManifestError, ModelNotAvailableError, ValueError, OSError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        finally:
+            bar.close()
+        if as_json:
+            typer.echo(json.dumps(capture.to_dict()))
+            return
+        typer.echo(
+            f"{capture.capture_id}: top-{capture.top_k} at {capture.positions} positions of "
+            f"{capture.examples} examples ({capture.skipped} rows skipped)"
+        )
+        typer.echo(f"  train with it: --set distill_from={capture.capture_id}")
+        typer.echo(f"  e.g. brewslm train run {project_dir} --set distill_from={capture.capture_id}")
 
     @group.command("cancel")
     def cancel_command(
