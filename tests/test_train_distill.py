@@ -218,6 +218,11 @@ def test_rows_without_capture_train_on_labels_and_are_noted(sft_project):
     rest = step["loss"] * everything - step["kd_loss"] * captured
     assert 0.5 < rest < step["ce_loss"] * everything
 
+    # a finished LoRA run is a teacher too: its adapter is merged into its base
+    again = capture_teacher(project, result.run_id, rows[:2], top_k=2, threads=1, student="auto")
+    meta = json.loads((project.teacher_dir(again.capture_id) / "capture.json").read_text())
+    assert meta["teacher_path"].endswith("adapter") and again.positions > 0
+
 
 def test_other_tokenizer_and_unknown_capture_give_clear_errors(sft_project, tmp_path):
     project, capture, _ = sft_project
