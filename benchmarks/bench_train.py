@@ -1,7 +1,8 @@
 """Training speed: our engine vs the HF Trainer on the same model, data, steps and batch size.
 
-    python -m benchmarks.bench_train            # --quick (default): a few minutes on 2 cores
-    python -m benchmarks.bench_train --full     # longer runs (3 MiniLM epochs, more SFT steps)
+    python -m benchmarks.bench_train            # --quick (default): cls + LoRA SFT, ~10 min on 2 cores
+    python -m benchmarks.bench_train --full     # 3 MiniLM epochs, 96-step SFT, LoRA and full SFT
+    python -m benchmarks.bench_train --task sft-full --variants hf-grouped,ours
     python -m benchmarks.bench_train --task cls --steps 40 --threads 2
 
 Per task it trains, each in a fresh subprocess (so peak RSS is per run):
@@ -10,12 +11,19 @@ Per task it trains, each in a fresh subprocess (so peak RSS is per run):
   hf-grouped     HF Trainer, DataCollatorWithPadding + train_sampling_strategy="group_by_length"
                  (the baseline: HF's best built-in setting)
   ours           brewslm engine: length bucketing + packing with block-diagonal attention
-Real (non-pad) tokens/s are reported as ratios against hf-grouped, with absolute figures,
-peak RSS, model FLOPs utilisation against a matmul peak measured in this run, and the eval
-quality of each trained model. SFT uses DataCollatorForSeq2Seq for HF (the padding collator
-that also pads labels). Tasks: cls = all-MiniLM-L6-v2 on banking77 (full fine-tuning);
-sft = SmolLM2-135M-Instruct on the alpaca demo (LoRA r=16 on all linear layers; --sft-full for
-full fine-tuning).
+Every variant runs with the same thread count (--threads, default 2), model, rows, batch size,
+steps and linear schedule. Real (non-pad) tokens/s are reported as ratios of ours against
+hf-grouped (the goal: >= 1.2x), hf-dynamic and hf-pad-max, with absolute figures, peak RSS and
+model FLOPs utilisation against a matmul peak measured in this run with the same thread count.
+Model FLOPs per real token = dense (6 x matmul params for full fine-tuning; 4 x frozen + 6 x
+LoRA params for LoRA, which computes no weight gradients for the frozen base) + attention
+(12 x layers x width x the token's attended length within its own example, half the example
+for a causal model); the LM head counts as a matmul for every token. "Equal quality": every
+variant is scored on the same held-out rows after the same steps (eval loss, and accuracy for
+cls) and a line says whether ours is within the stated tolerance of hf-grouped. SFT uses
+DataCollatorForSeq2Seq for HF (the padding collator that also pads labels). Tasks: cls =
+all-MiniLM-L6-v2 on banking77 (full fine-tuning); sft = SmolLM2-135M-Instruct on the alpaca
+demo, LoRA r=16 on all linear layers; sft-full = the same with full fine-tuning.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import random
 import resource
@@ -92,6 +101,37 @@ def non_embedding_params(model) -> int:
     return sum(p.numel() for p in model.parameters() if id(p) not in emb)
 
 
+def flops_per_real_token(spec: dict, path, lengths: list[int], trainable: int) -> dict:
+    """Model FLOPs per real token of a training step (forward + backward), see the docstring.
+
+    Counted from the base model's shape (built on the meta device: no weights), the examples'
+    real lengths and the run's trainable parameter count, so every variant gets the same figure.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(path)
+    causal = spec["task"] != "cls"
+    with torch.device("meta"):
+        if causal:
+            model = AutoModelForCausalLM.from_config(config)
+        else:  # the classifier mean-pools: no pooler layer
+            model = AutoModel.from_config(config, add_pooling_layer=False)
+    matmul = non_embedding_params(model)
+    if causal:  # the (tied) LM head is an embedding by type but a d x V matmul per token
+        matmul += config.hidden_size * config.vocab_size
+    if spec["method"] == "full":
+        dense = 6 * matmul
+    else:  # frozen weights: forward + input gradient only; LoRA weights: all three
+        dense = 4 * matmul + 6 * trainable
+    # a token attends to its own example only (packed or padded alike): n keys, or on
+    # average (n + 1) / 2 under a causal mask
+    keys = sum(n * ((n + 1) / 2 if causal else n) for n in lengths)
+    attention = 12 * config.num_hidden_layers * config.hidden_size * keys / max(sum(lengths), 1)
+    return {"flops_per_token": dense + attention, "dense_flops": dense, "attention_flops": attention,
+            "matmul_params": matmul, "trainable_params": trainable}
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -126,13 +166,21 @@ def run_ours(spec: dict) -> dict:
     steps = [t for t in trace if t.get("split") == "train"]
     real = sum(t["real_tokens"] for t in steps)
     tokens = sum(t["tokens"] for t in steps)
+    # the lengths the run trained on, encoded by the same handler (after the timed part)
+    from brewslm_core.train import get_handler
+    from brewslm_core.train.base_model import resolve_model_path
+
+    path = resolve_model_path("auto", cfg.task_profile)
+    handler = get_handler(cfg.task_profile)
+    handler.setup(path, train_rows, cfg)
+    lengths = [e.length for e in handler.encode(train_rows) if e is not None]
     return {
         "real_tokens": real,
         "tokens": tokens,
         "seconds": real / result.real_tokens_per_s,
         "eval": result.eval,
         "final_train_loss": result.final_train_loss,
-        "n_params_nonemb": spec.get("n_params_nonemb") or plan["params"]["total"],
+        **flops_per_real_token(spec, path, lengths, plan["params"]["trainable"]),
     }
 
 
@@ -233,23 +281,29 @@ def run_hf(spec: dict) -> dict:
     model.eval()
     if spec["task"] == "cls":
         ev_examples = [e for e in handler.encode(eval_rows) if e is not None]
-        correct = 0
+        correct, loss_sum = 0, 0.0
         with torch.no_grad():
             for i in range(0, len(ev_examples), 64):
                 part = ev_examples[i : i + 64]
                 b = DataCollatorWithPadding(tok)([{"input_ids": e.input_ids} for e in part])
-                pred = model(**b).logits.argmax(-1)
-                correct += int((pred == torch.tensor([e.target for e in part])).sum())
-        ev = {"n": len(ev_examples), "accuracy": correct / max(len(ev_examples), 1)}
+                logits = model(**b).logits
+                gold = torch.tensor([e.target for e in part])
+                correct += int((logits.argmax(-1) == gold).sum())
+                loss_sum += float(torch.nn.functional.cross_entropy(logits, gold, reduction="sum"))
+        ev = {"n": len(ev_examples), "accuracy": correct / max(len(ev_examples), 1),
+              "eval_loss": loss_sum / max(len(ev_examples), 1)}
     else:
         ev = handler.score(model, eval_rows)  # the same assistant-token loss as ours
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if spec["task"] == "cls":  # the HF head's pooler layer is not in ours (mean pooling)
+        trainable -= sum(p.numel() for n, p in model.named_parameters() if ".pooler." in f".{n}")
     return {
         "real_tokens": counts["real"],
         "tokens": counts["tokens"],
         "seconds": clock["t1"] - clock["t0"],
         "eval": ev,
         "final_train_loss": out.training_loss,
-        "n_params_nonemb": non_embedding_params(model),
+        **flops_per_real_token(spec, path, [e.length for e in examples], trainable),
     }
 
 
@@ -264,8 +318,8 @@ def run_one(spec: dict) -> dict:
 
 # ---- orchestration ----------------------------------------------------------------------------
 def specs(args) -> list[dict]:
-    """Quick runs train exactly one epoch over ``steps x batch`` rows, so every variant sees
-    the same examples and the same real tokens; --full trains MiniLM 3 epochs on all 10k rows."""
+    """Every run trains exactly one epoch over ``steps x batch`` rows (cls --full: 3 epochs over
+    all 10k rows), so every variant sees the same examples and the same real tokens."""
     out = []
     for task in args.task.split(","):
         if task == "cls":
@@ -277,28 +331,52 @@ def specs(args) -> list[dict]:
             else:
                 base.update(n_train=10003, n_eval=3080, epochs=3,
                             steps=args.steps or 3 * -(-10003 // 32))
+        elif task in ("sft", "sft-full"):
+            # 24 steps x 4 rows: long enough for the loss to move and the timing to settle,
+            # short enough that the four LoRA variants fit the quick run's ~10 minutes
+            steps = args.steps or (24 if args.quick else 96)
+            full = task == "sft-full"
+            base = {"task": task, "method": "full" if full else "lora",
+                    "lr": 2e-5 if full else 2e-4, "batch": 4, "max_length": 256,
+                    "n_train": steps * 4, "n_eval": 32, "epochs": 1, "steps": steps}
         else:
-            steps = args.steps or (8 if args.quick else 40)
-            base = {"task": "sft", "method": "full" if args.sft_full else "lora",
-                    "lr": 2e-5 if args.sft_full else 2e-4, "batch": 4, "max_length": 256,
-                    "n_train": steps * 4, "n_eval": 16, "epochs": 1, "steps": steps}
+            raise SystemExit(f"unknown task {task!r}: use cls, sft or sft-full")
         for variant in args.variants.split(","):
+            if variant not in VARIANTS:
+                raise SystemExit(f"unknown variant {variant!r}: use {', '.join(VARIANTS)}")
             out.append({**base, "variant": variant, "threads": args.threads})
     return out
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", default=True)
     ap.add_argument("--full", dest="quick", action="store_false")
-    ap.add_argument("--task", default="cls,sft", help="cls, sft or both (comma separated)")
+    ap.add_argument("--task", default="", help="cls, sft, sft-full (comma separated); default "
+                    "cls,sft (quick) or cls,sft,sft-full (--full)")
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--steps", type=int, default=0, help="optimizer steps per run")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_THREADS", "2")))
-    ap.add_argument("--sft-full", action="store_true", help="full fine-tuning for SFT")
+    ap.add_argument("--sft-full", action="store_true", help="add full-fine-tuning SFT (sft-full)")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--json-out", help="also write the results here")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    if not args.task:
+        args.task = "cls,sft" if args.quick else "cls,sft,sft-full"
+    if args.sft_full and "sft-full" not in args.task.split(","):
+        args.task += ",sft-full"
+    return args
+
+
+def finish(res: dict, peak: float) -> None:
+    res["matmul_gflops"] = peak
+    res["real_tok_s"] = res["real_tokens"] / res["seconds"]
+    res["pad_share"] = 1 - res["real_tokens"] / max(res["tokens"], 1)
+    res["mfu"] = res["flops_per_token"] * res["real_tok_s"] / (peak * 1e9)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.one:
         print("RESULT " + json.dumps(run_one(json.loads(args.one))), flush=True)
         return
@@ -310,8 +388,9 @@ def main() -> None:
     }
     import torch
 
+    # the peak is measured with the runs' thread count; best of before and after, since the
+    # box may be shared (a busy moment only lowers it)
     torch.set_num_threads(args.threads)
-    # the machine's matmul peak, best of before and after (the box is shared: take the max)
     peak = matmul_peak_gflops()
     results = []
     for spec in specs(args):
@@ -328,20 +407,43 @@ def main() -> None:
             print(f"{spec['task']}/{spec['variant']} failed:\n{proc.stderr[-3000:]}")
             continue
         res = {**spec, **json.loads(line[0][7:]), "wall_s": time.perf_counter() - t}
-        res["matmul_gflops"] = peak
-        res["real_tok_s"] = res["real_tokens"] / res["seconds"]
-        res["pad_share"] = 1 - res["real_tokens"] / max(res["tokens"], 1)
-        # model FLOPs per real token: 6 x non-embedding params (forward + backward convention)
-        res["mfu"] = 6 * res["n_params_nonemb"] * res["real_tok_s"] / (res["matmul_gflops"] * 1e9)
+        finish(res, peak)
         results.append(res)
-        print(f"  done {spec['task']}/{spec['variant']}: {res['real_tok_s']:.0f} real tok/s", flush=True)
+        print(f"  done {spec['task']}/{spec['variant']}: {res['real_tok_s']:.0f} real tok/s "
+              f"in {res['wall_s']:.0f} s", flush=True)
     peak = max(peak, matmul_peak_gflops())
     for res in results:
-        res["matmul_gflops"] = peak
-        res["mfu"] = 6 * res["n_params_nonemb"] * res["real_tok_s"] / (peak * 1e9)
+        finish(res, peak)
     report(results)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(results, indent=2))
+
+
+# "equal quality": ours against hf-grouped after the same steps on the same held-out rows
+LOSS_TOLERANCE = 0.03  # relative eval loss
+ACCURACY_TOLERANCE = 0.02  # absolute accuracy, or two standard errors of the difference if wider
+GOAL = 1.2  # real tokens/s of ours over hf-grouped
+
+
+def quality_verdict(ours: dict, base: dict) -> str:
+    a, b = ours["eval"], base["eval"]
+    parts, ok = [], True
+    if "eval_loss" in a and "eval_loss" in b:
+        rel = (a["eval_loss"] - b["eval_loss"]) / b["eval_loss"]
+        ok &= abs(rel) <= LOSS_TOLERANCE
+        parts.append(f"eval loss {a['eval_loss']:.3f} vs {b['eval_loss']:.3f} ({100 * rel:+.1f}%, "
+                     f"tolerance +-{100 * LOSS_TOLERANCE:.0f}%)")
+    if "accuracy" in a and "accuracy" in b:
+        diff = a["accuracy"] - b["accuracy"]
+        # on a few hundred rows sampling noise alone moves accuracy by more than 0.02
+        p, n = b["accuracy"], max(b.get("n", 1), 1)
+        tol = max(ACCURACY_TOLERANCE, 2 * math.sqrt(2 * p * (1 - p) / n))
+        ok &= abs(diff) <= tol
+        parts.append(f"accuracy {a['accuracy']:.3f} vs {b['accuracy']:.3f} ({diff:+.3f}, "
+                     f"tolerance +-{tol:.3f})")
+    if not parts:
+        return "equal quality vs hf-grouped: no common metric"
+    return f"equal quality vs hf-grouped: {'yes' if ok else 'NO'} ({'; '.join(parts)})"
 
 
 def report(results: list[dict]) -> None:
@@ -351,31 +453,38 @@ def report(results: list[dict]) -> None:
         first = rows[0]
         print(
             f"\n== {task}: {first['method']} fine-tuning, batch {first['batch']}, "
-            f"{first['steps']} steps, {first['threads']} threads, "
-            f"matmul peak {first['matmul_gflops']:.0f} GFLOP/s =="
+            f"{first['steps']} steps, {first['threads']} threads, matmul peak "
+            f"{first['matmul_gflops']:.0f} GFLOP/s ({first['threads']} threads), "
+            f"{first['flops_per_token'] / 1e6:.0f} MFLOP per real token "
+            f"({first['attention_flops'] / first['flops_per_token']:.0%} attention) =="
         )
         print(
             f"{'variant':<12}{'real tok/s':>11}{'x grouped':>10}{'pad %':>7}{'MFU %':>7}"
-            f"{'peak MB':>9}{'train loss':>11}  eval"
+            f"{'peak MB':>9}{'train loss':>11}  eval (n={first['eval'].get('n', '?')})"
         )
         for r in rows:
             ratio = r["real_tok_s"] / base["real_tok_s"] if base else float("nan")
             ev = r["eval"]
-            quality = (
-                f"acc {ev['accuracy']:.3f}"
-                if "accuracy" in ev
-                else f"loss {ev.get('eval_loss', float('nan')):.3f}"
-            )
+            quality = f"loss {ev.get('eval_loss', float('nan')):.3f}"
+            if "accuracy" in ev:
+                quality += f", acc {ev['accuracy']:.3f}"
             print(
                 f"{r['variant']:<12}{r['real_tok_s']:>11.0f}{ratio:>10.2f}"
-                f"{100 * r['pad_share']:>7.1f}{100 * r['mfu']:>7.1f}{r['peak_rss_mb']:>9.0f}"
+                f"{100 * r['pad_share']:>7.1f}{100 * r['mfu']:>7.2f}{r['peak_rss_mb']:>9.0f}"
                 f"{r['final_train_loss']:>11.3f}  {quality}"
             )
         ours = next((r for r in rows if r["variant"] == "ours"), None)
-        if ours:
-            for r in rows:
-                if r is not ours:
-                    print(f"ours vs {r['variant']}: {ours['real_tok_s'] / r['real_tok_s']:.2f}x")
+        if not ours:
+            continue
+        for name in ("hf-grouped", "hf-dynamic", "hf-pad-max"):
+            other = next((r for r in rows if r["variant"] == name), None)
+            if other:
+                ratio = ours["real_tok_s"] / other["real_tok_s"]
+                goal = f" (goal >= {GOAL}x: {'met' if ratio >= GOAL else 'NOT met'})" if other is base else ""
+                print(f"ours{'-full' if ours['method'] == 'full' and task != 'cls' else ''} vs "
+                      f"{name}: {ratio:.2f}x real tokens/s{goal}")
+        if base:
+            print(quality_verdict(ours, base))
 
 
 if __name__ == "__main__":
