@@ -242,6 +242,8 @@ def test_other_tokenizer_and_unknown_capture_give_clear_errors(sft_project, tmp_
     assert "'distill-nope'" in result.error and capture.capture_id in result.error
     with pytest.raises(DistillError, match=other.capture_id):
         load_capture(project, "distill-nope")
+    with pytest.raises(DistillError, match="no teacher capture"):
+        load_capture(project, "../proj")  # a name, never a path out of the teachers folder
 
     encoder = resolve_model_path("auto", "classification")  # MiniLM: not a causal LM
     with pytest.raises(DistillError, match="not a causal LM"):

@@ -337,7 +337,8 @@ class TeacherTable:
 def load_capture(project: Project, capture_id: str) -> TeacherTable:
     from safetensors.numpy import load_file
 
-    folder = project.teacher_dir(capture_id) if capture_id else None
+    plain = bool(capture_id) and Path(capture_id).name == capture_id and not capture_id.startswith(".")
+    folder = project.teacher_dir(capture_id) if plain else None
     if folder is None or not (folder / CAPTURE_FILE).is_file():
         have = list_captures(project)
         listed = ", ".join(have) if have else "none yet"
