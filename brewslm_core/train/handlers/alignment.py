@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .base import IGNORE, Example, lay_out
-from .encoder_tools import device_of, evaluating, to_device
+from .encoder_tools import device_of, evaluating, place, to_device
 from .lora import causal_tokenizer, load_causal_lm
 
 if TYPE_CHECKING:
@@ -163,17 +163,9 @@ class AlignmentHandler:
         return matched + mismatched, labels
 
     def collate(self, examples: Sequence[Example], packing: bool) -> dict[str, Any]:
-        import torch
-
         sequences, labels = self._sequences(examples)
         rows, groups = lay_out(sequences, self.tokenizer.pad_token_id, packing, self.pack_length)
-        target = torch.full_like(rows.input_ids, IGNORE)
-        for r, group in enumerate(groups):
-            at = 0
-            for i in group:
-                n = sequences[i].length
-                target[r, at : at + n] = torch.as_tensor(sequences[i].target)
-                at += n
+        target = place([s.target for s in sequences], groups, rows.input_ids.shape[1], IGNORE)
         batch = {
             "input_ids": rows.input_ids,
             "position_ids": rows.position_ids,

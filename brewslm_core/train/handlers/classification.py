@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .base import Example, lay_out
-from .lora import adapt
+from .encoder_tools import ENCODER_LORA_TARGETS, encoder_tokenizer, head_module, load_encoder
+from .encoder_tools import device_of as device_of  # re-exported: other modules import them here
+from .encoder_tools import to_device as to_device
 
 if TYPE_CHECKING:
     import torch
@@ -24,36 +26,9 @@ HEAD_FILE = "head.safetensors"
 LABELS_FILE = "labels.json"
 
 
-def _module():  # torch is imported lazily; the class is built on first use
-    import torch
-
-    class EncoderClassifier(torch.nn.Module):
-        def __init__(self, encoder: torch.nn.Module, hidden: int, n_labels: int) -> None:
-            super().__init__()
-            self.encoder = encoder
-            self.head = torch.nn.Linear(hidden, n_labels)
-
-        def forward(self, batch: dict[str, Any]) -> torch.Tensor:
-            out = self.encoder(
-                input_ids=batch["input_ids"],
-                attention_mask=batch["attention_mask"],
-                position_ids=batch["position_ids"],
-                token_type_ids=torch.zeros_like(batch["input_ids"]),
-            )
-            hidden = out.last_hidden_state.flatten(0, 1)  # [rows*len, H]
-            seg = batch["pool_index"]  # example index per token; pad -> n_examples
-            n = batch["n_examples"]
-            sums = hidden.new_zeros((n + 1, hidden.shape[-1])).index_add_(0, seg, hidden)
-            counts = torch.bincount(seg, minlength=n + 1).clamp_min(1).unsqueeze(-1)
-            pooled = (sums / counts.to(hidden.dtype))[:n]
-            return self.head(pooled)
-
-    return EncoderClassifier
-
-
 class ClassificationHandler:
     task_profile = "classification"
-    lora_targets: Any = ("query", "key", "value", "dense")
+    lora_targets: Any = ENCODER_LORA_TARGETS
     text_key = "text"
 
     def __init__(self) -> None:
@@ -66,10 +41,8 @@ class ClassificationHandler:
 
     # ---- setup --------------------------------------------------------------------------
     def setup(self, model_path: Path, train_rows: Sequence[dict], config: TrainConfig) -> None:
-        from transformers import AutoTokenizer
-
         self.model_path = Path(model_path)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+        self.tokenizer = encoder_tokenizer(self.model_path)
         self.max_length = config.max_length
         self.pack_length = config.pack_length
         self.labels = sorted({self.label_of(r["record"]) for r in train_rows})
@@ -83,13 +56,8 @@ class ClassificationHandler:
         return str(record["label"])
 
     def build_model(self, config: TrainConfig) -> torch.nn.Module:
-        import torch
-        from transformers import AutoModel
-
-        torch.manual_seed(config.seed)  # the head's init is part of the run's determinism
-        encoder = AutoModel.from_pretrained(self.model_path, attn_implementation="sdpa", dtype=torch.float32)
-        encoder = adapt(encoder, config, self.lora_targets)
-        return _module()(encoder, encoder.config.hidden_size, len(self.labels))
+        encoder = load_encoder(self.model_path, config, self.lora_targets)  # seeded: the head init follows
+        return head_module()(encoder, encoder.config.hidden_size, len(self.labels), pooled=True)
 
     # ---- data ---------------------------------------------------------------------------
     def encode(self, rows: Sequence[dict]) -> list[Example | None]:
@@ -184,10 +152,3 @@ class ClassificationHandler:
     def state(self) -> dict[str, Any]:
         return {"labels": self.labels, "pooling": "mean", "max_length": self.max_length}
 
-
-def device_of(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
-def to_device(batch: dict[str, Any], device: Any) -> dict[str, Any]:
-    return {k: (v.to(device) if hasattr(v, "to") else v) for k, v in batch.items()}

@@ -1,4 +1,4 @@
-"""Pieces the encoder-side handlers (QA, structured extraction, safety) share.
+"""Pieces the encoder-side handlers (classification, QA, structured extraction, safety) share.
 
 Every one of them runs a BERT-style encoder (default all-MiniLM-L6-v2) over packed rows: the
 examples of a micro-batch sit side by side, positions restart per example and a block-diagonal
@@ -8,16 +8,15 @@ values (labels, token types) are laid out with the same groups ``lay_out`` chose
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .base import Example, lay_out
-from .classification import device_of as device_of  # re-exported for the handlers
-from .classification import to_device as to_device
 from .lora import adapt
 
 if TYPE_CHECKING:
@@ -31,6 +30,62 @@ STATE_FILE = "handler_state.json"
 
 
 # ---- model --------------------------------------------------------------------------------
+def device_of(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def to_device(batch: dict[str, Any], device: Any) -> dict[str, Any]:
+    return {k: (v.to(device) if hasattr(v, "to") else v) for k, v in batch.items()}
+
+
+def encoder_tokenizer(model_path: Path, fast_for: str | None = None) -> Any:
+    """The encoder's tokenizer. ``fast_for`` names a task that reads offsets or word ids, which
+    only a fast tokenizer gives: a slow one is refused with what to do."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if fast_for and not tokenizer.is_fast:
+        raise ValueError(
+            f"{fast_for}; the one in {model_path} is not: pick a base model that ships tokenizer.json"
+        )
+    return tokenizer
+
+
+def or_generative(method: Callable) -> Callable:
+    """For a handler with a generative option (QA, extraction): once ``setup`` has set
+    ``self.generative`` (the base is a causal LM), the protocol call goes to it instead."""
+
+    @functools.wraps(method)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.generative is not None:
+            return getattr(self.generative, method.__name__)(*args, **kwargs)
+        return method(self, *args, **kwargs)
+
+    return call
+
+
+def head_module():  # torch is imported lazily; the class is built on first use
+    import torch
+
+    class EncoderHead(torch.nn.Module):
+        """One linear head on the encoder: per example over its mean-pooled tokens
+        (``pooled``), or per token."""
+
+        def __init__(self, encoder: torch.nn.Module, hidden: int, n_out: int, pooled: bool) -> None:
+            super().__init__()
+            self.encoder = encoder
+            self.head = torch.nn.Linear(hidden, n_out)
+            self.pooled = pooled
+
+        def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+            hidden = encode_tokens(self.encoder, batch)
+            if self.pooled:  # [examples, n_out]
+                return self.head(mean_pool(hidden, batch["pool_index"], batch["n_examples"]))
+            return self.head(hidden)  # [rows, length, n_out]
+
+    return EncoderHead
+
+
 def load_encoder(model_path: Path, config: TrainConfig, targets: Any = ENCODER_LORA_TARGETS):
     """The pretrained encoder in fp32, LoRA-wrapped or fully trainable as the config says."""
     import torch

@@ -25,8 +25,10 @@ from .encoder_tools import (
     ENCODER_LORA_TARGETS,
     device_of,
     encode_tokens,
+    encoder_tokenizer,
     evaluating,
     load_encoder,
+    or_generative,
     packed_batch,
     place,
     row_of,
@@ -160,28 +162,22 @@ class QAHandler:
 
     # ---- setup --------------------------------------------------------------------------
     def setup(self, model_path: Path, train_rows: Sequence[dict], config: TrainConfig) -> None:
-        from transformers import AutoTokenizer
-
         self.model_path = Path(model_path)
         if is_causal_lm(self.model_path):  # the generative option: the LM writes the answer
             self.generative = generative_qa()
             self.generative.setup(self.model_path, train_rows, config)
             return
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
-        if not self.tokenizer.is_fast:
-            raise ValueError(
-                f"QA needs a fast tokenizer (offset mapping); the one in {self.model_path} is not: "
-                "pick a base model that ships tokenizer.json"
-            )
+        self.tokenizer = encoder_tokenizer(
+            self.model_path, fast_for="QA needs a fast tokenizer (offset mapping)"
+        )
         if config.max_length < 32:
             raise ValueError("QA needs max_length of at least 32 tokens (question + context)")
         self.max_length = config.max_length
         self.pack_length = config.pack_length
         self.stride = config.max_length // 4
 
+    @or_generative
     def build_model(self, config: TrainConfig) -> torch.nn.Module:
-        if self.generative is not None:
-            return self.generative.build_model(config)
         encoder = load_encoder(self.model_path, config, self.lora_targets)
         return _module()(encoder, encoder.config.hidden_size)
 
@@ -244,20 +240,18 @@ class QAHandler:
             out.append(Example(list(enc["input_ids"][k]), target, extra))
         return out
 
+    @or_generative
     def encode(self, rows: Sequence[dict]) -> list[Example | None]:
         """One training window per row; None for a row whose answer fits no window."""
-        if self.generative is not None:
-            return self.generative.encode(rows)
         by_row: dict[int, Example] = {
             w.extra["row"]: w for w in self.windows(rows) if w.extra["train"]
         }
         return [by_row.get(i) for i in range(len(rows))]
 
+    @or_generative
     def collate(self, examples: Sequence[Example], packing: bool) -> dict[str, Any]:
         import torch
 
-        if self.generative is not None:
-            return self.generative.collate(examples, packing)
         batch, groups, offsets = packed_batch(
             examples, self.tokenizer.pad_token_id or 0, packing, self.pack_length
         )
@@ -288,9 +282,8 @@ class QAHandler:
         end = ce(logits[..., 1].float(), targets[:, 1], reduction="sum")
         return (start + end) / 2
 
+    @or_generative
     def loss(self, model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
-        if self.generative is not None:
-            return self.generative.loss(model, batch)
         return self._span_loss(model(batch), batch["targets"]), batch["n_examples"]
 
     # ---- prediction ---------------------------------------------------------------------
@@ -347,9 +340,8 @@ class QAHandler:
                 answers.append(str(row["record"]["context"])[span[0] : span[1]])
         return answers, loss_sum, counted
 
+    @or_generative
     def score(self, model: torch.nn.Module, rows: Sequence[dict]) -> dict[str, Any]:
-        if self.generative is not None:
-            return self.generative.score(model, rows)
         if not rows:
             return {"n": 0}
         predictions, loss_sum, counted = self.predict(model, rows)
@@ -360,15 +352,12 @@ class QAHandler:
         }
 
     # ---- output -------------------------------------------------------------------------
+    @or_generative
     def save(self, model: torch.nn.Module, out_dir: Path) -> None:
-        if self.generative is not None:
-            self.generative.save(model, out_dir)
-            return
         save_encoder_model(model.encoder, {"head": model.head}, self.tokenizer, self.state(), out_dir)
 
+    @or_generative
     def state(self) -> dict[str, Any]:
-        if self.generative is not None:
-            return self.generative.state()
         return {
             "head": "start_end",
             "no_answer": "cls",

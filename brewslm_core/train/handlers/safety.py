@@ -17,6 +17,7 @@ from .encoder_tools import (
     ENCODER_LORA_TARGETS,
     device_of,
     encode_tokens,
+    encoder_tokenizer,
     evaluating,
     load_encoder,
     mean_pool,
@@ -69,10 +70,8 @@ class SafetyHandler:
 
     # ---- setup --------------------------------------------------------------------------
     def setup(self, model_path: Path, train_rows: Sequence[dict], config: TrainConfig) -> None:
-        from transformers import AutoTokenizer
-
         self.model_path = Path(model_path)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+        self.tokenizer = encoder_tokenizer(self.model_path)
         self.max_length = config.max_length
         self.pack_length = config.pack_length
         seen = {str(r["record"].get("label")) for r in train_rows}

@@ -24,9 +24,11 @@ from .encoder_tools import (
     ENCODER_LORA_TARGETS,
     bio_spans,
     device_of,
-    encode_tokens,
+    encoder_tokenizer,
     evaluating,
+    head_module,
     load_encoder,
+    or_generative,
     packed_batch,
     place,
     save_encoder_model,
@@ -41,21 +43,6 @@ if TYPE_CHECKING:
     from ..config import TrainConfig
 
 OUTSIDE = "O"
-
-
-def _module():  # torch is imported lazily; the class is built on first use
-    import torch
-
-    class EncoderTagger(torch.nn.Module):
-        def __init__(self, encoder: torch.nn.Module, hidden: int, n_labels: int) -> None:
-            super().__init__()
-            self.encoder = encoder
-            self.head = torch.nn.Linear(hidden, n_labels)
-
-        def forward(self, batch: dict[str, Any]) -> torch.Tensor:
-            return self.head(encode_tokens(self.encoder, batch))  # [rows, length, labels]
-
-    return EncoderTagger
 
 
 def is_word_record(record: dict) -> bool:
@@ -152,18 +139,13 @@ class StructuredExtractionHandler:
 
     # ---- setup --------------------------------------------------------------------------
     def setup(self, model_path: Path, train_rows: Sequence[dict], config: TrainConfig) -> None:
-        from transformers import AutoTokenizer
-
         self.model_path = Path(model_path)
         if is_causal_lm(self.model_path):
             self._setup_generative(train_rows, config)
             return
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
-        if not self.tokenizer.is_fast:
-            raise ValueError(
-                f"structured extraction needs a fast tokenizer (word ids, offsets); the one in "
-                f"{self.model_path} is not: pick a base model that ships tokenizer.json"
-            )
+        self.tokenizer = encoder_tokenizer(
+            self.model_path, fast_for="structured extraction needs a fast tokenizer (word ids, offsets)"
+        )
         self.max_length = config.max_length
         self.pack_length = config.pack_length
         names: set[str] = set()
@@ -218,20 +200,18 @@ class StructuredExtractionHandler:
         self.generative = GenerativeTask("field_match", prompt, target, metrics, 64)
         self.generative.setup(self.model_path, train_rows, config)
 
+    @or_generative
     def build_model(self, config: TrainConfig) -> torch.nn.Module:
-        if self.generative is not None:
-            return self.generative.build_model(config)
         encoder = load_encoder(self.model_path, config, self.lora_targets)
-        return _module()(encoder, encoder.config.hidden_size, len(self.labels))
+        return head_module()(encoder, encoder.config.hidden_size, len(self.labels), pooled=False)
 
     # ---- data ---------------------------------------------------------------------------
     def _id(self, tag: str | None) -> int:
         return IGNORE if tag is None else self.label_id.get(tag, IGNORE)
 
+    @or_generative
     def encode(self, rows: Sequence[dict]) -> list[Example | None]:
         """One example per row; ``extra`` keeps what decoding needs (word ids or offsets)."""
-        if self.generative is not None:
-            return self.generative.encode(rows)
         out: list[Example | None] = [None] * len(rows)
         words = [i for i, r in enumerate(rows) if is_word_record(r["record"])]
         texts = [i for i, r in enumerate(rows) if not is_word_record(r["record"])]
@@ -271,9 +251,8 @@ class StructuredExtractionHandler:
             return None
         return Example(list(ids), target, extra)
 
+    @or_generative
     def collate(self, examples: Sequence[Example], packing: bool) -> dict[str, Any]:
-        if self.generative is not None:
-            return self.generative.collate(examples, packing)
         batch, groups, offsets = packed_batch(
             examples, self.tokenizer.pad_token_id or 0, packing, self.pack_length
         )
@@ -283,11 +262,10 @@ class StructuredExtractionHandler:
         return batch
 
     # ---- training -----------------------------------------------------------------------
+    @or_generative
     def loss(self, model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
         import torch
 
-        if self.generative is not None:
-            return self.generative.loss(model, batch)
         logits = model(batch)
         labels = batch["labels"]
         keep = labels != IGNORE
@@ -352,9 +330,8 @@ class StructuredExtractionHandler:
                 out.append(char_spans_from_tags(ex.extra["offsets"], piece_tags))
         return out, loss_sum, count
 
+    @or_generative
     def score(self, model: torch.nn.Module, rows: Sequence[dict]) -> dict[str, Any]:
-        if self.generative is not None:
-            return self.generative.score(model, rows)
         if not rows:
             return {"n": 0}
         predicted, loss_sum, count = self._extract(model, rows)
@@ -380,10 +357,8 @@ class StructuredExtractionHandler:
         return out
 
     # ---- output -------------------------------------------------------------------------
+    @or_generative
     def save(self, model: torch.nn.Module, out_dir: Path) -> None:
-        if self.generative is not None:
-            self.generative.save(model, out_dir)
-            return
         save_encoder_model(model.encoder, {"head": model.head}, self.tokenizer, self.state(), out_dir)
 
     def state(self) -> dict[str, Any]:
