@@ -2,6 +2,10 @@
 
     python -m benchmarks                 # all
     python -m benchmarks events map      # bench_events and bench_map only
+
+The quality runs train to a target and take longer; they are run on their own:
+    python -m benchmarks.quality_banking77   # MiniLM on banking77, scored on all of test.csv
+    python -m benchmarks.quality_sft         # SmolLM2 SFT: held-out loss and answers, base vs tuned
 """
 
 from __future__ import annotations

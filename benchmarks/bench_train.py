@@ -313,6 +313,7 @@ def run_one(spec: dict) -> dict:
     torch.set_num_threads(spec["threads"])
     result = run_ours(spec) if spec["variant"] == "ours" else run_hf(spec)
     result["peak_rss_mb"] = peak_rss_mb()
+    result["threads_after"] = torch.get_num_threads()  # nothing in the run changed it
     return result
 
 
@@ -458,6 +459,10 @@ def report(results: list[dict]) -> None:
             f"{first['flops_per_token'] / 1e6:.0f} MFLOP per real token "
             f"({first['attention_flops'] / first['flops_per_token']:.0%} attention) =="
         )
+        changed = [f"{r['variant']} ran with {r['threads_after']}" for r in rows
+                   if r.get("threads_after", r["threads"]) != r["threads"]]
+        if changed:
+            print(f"WARNING: not every variant kept {first['threads']} threads: {', '.join(changed)}")
         print(
             f"{'variant':<12}{'real tok/s':>11}{'x grouped':>10}{'pad %':>7}{'MFU %':>7}"
             f"{'peak MB':>9}{'train loss':>11}  eval (n={first['eval'].get('n', '?')})"
