@@ -1,5 +1,5 @@
-"""Data-parallel training: two CPU ranks over gloo, started by torchrun as the plan launches them,
-on a real prepared banking77 project and real MiniLM weights."""
+"""Data-parallel training: two CPU ranks over gloo, started by `accelerate launch` as the plan
+launches them, on a real prepared banking77 project and real MiniLM weights."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from brewslm_core import Project
+from brewslm_core.preflight.launch import accelerate_config, config_yaml, launcher
 from brewslm_core.train import read_trace
 from brewslm_core.train.distributed import DUMP_ENV, from_env, shard
 
@@ -49,17 +50,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(project: Project, run_id: str, *sets: str) -> subprocess.CompletedProcess:
+def _launch(project: Project, run_id: str, *sets: str, fsdp: bool = False) -> subprocess.CompletedProcess:
+    """Start two ranks the way a plan's launch command does: accelerate reads the layout's
+    config file and hands the processes to torch's launcher."""
+    runtime = {"processes": 2, "main_process_port": _free_port(), "fsdp": fsdp}
+    layout = {"kind": "fsdp" if fsdp else "multi-cpu", "device": "cpu", "processes": 2,
+              "machines": 1, "threads_per_process": 1}
+    config = project.root / f"accelerate-{run_id}.yaml"
+    config.write_text(config_yaml(accelerate_config(layout, "fp32", runtime)), encoding="utf-8")
+    env, argv = launcher(layout, str(config), runtime)
+    assert argv[:2] == ["accelerate", "launch"]
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-        "--master-port", str(_free_port()),
+        sys.executable, "-m", "accelerate.commands.launch", *argv[2:],  # the venv's accelerate
         "-m", "brewslm_core.cli", "train", "run", str(project.root), "--resume", run_id, "--json",
     ]
     for item in sets:
         cmd += ["--set", item]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "ACCELERATE_USE_CPU": "true",
-           "OMP_NUM_THREADS": "1", DUMP_ENV: "1"}
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False, env=env)
+    env = {**os.environ, **env, "HF_HUB_OFFLINE": "1", DUMP_ENV: "1"}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False, env=env)
 
 
 SETS = ("method=lora", "max_steps=2", "batch_size=4", "max_length=32", "threads=1", "lr=0.001")
@@ -107,6 +115,8 @@ def test_two_gloo_ranks_train_one_model_and_write_one_run(prepared: Project) -> 
     assert lora_b and any(float(t.abs().sum()) > 0 for t in lora_b)
     plan = json.loads((run_dir / "plan.json").read_text())
     assert plan["world_size"] == 2 and plan["total_steps"] == 2
+    assert plan["sharding"] == "ddp" and plan["backend"] == "torch-cpu-ddp"
+    assert events[0]["payload"]["backend"] == "torch-cpu-ddp"
 
 
 @pytest.mark.slow

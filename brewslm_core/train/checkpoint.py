@@ -1,7 +1,10 @@
 """Atomic checkpoints: write a temp folder, fsync, rename. A crash mid-save never harms the last one.
 
 A checkpoint holds the trainable weights (safetensors), optimizer + scheduler state and RNG
-states (torch.save, loaded with weights_only=True), and a meta.json written last.
+states (torch.save, loaded with weights_only=True), and a meta.json written last. The format does
+not depend on how a run was laid out: weights are full tensors by name, the optimizer state is
+keyed by trainable-parameter index, and a multi-process run adds every rank's RNG state
+(``rng_ranks``) next to rank 0's (``rng``).
 """
 
 from __future__ import annotations
@@ -77,12 +80,13 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def save_checkpoint(
     ckpt_root: Path,
     step: int,
-    model: torch.nn.Module,
-    optimizer: Any,
-    scheduler: Any,
+    weights: dict[str, torch.Tensor],
+    state: dict[str, Any],
     meta: dict[str, Any],
     keep: int,
 ) -> Path:
+    """Write ``weights`` (full trainable tensors by name) and ``state`` (optimizer, scheduler,
+    rng, …) as ``step-<step>``; keep the newest ``keep`` checkpoints."""
     import torch
     from safetensors.torch import save_file
 
@@ -92,11 +96,8 @@ def save_checkpoint(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    save_file(trainable_state(model), str(tmp / "weights.safetensors"))
-    torch.save(
-        {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
-        tmp / "state.pt",
-    )
+    save_file(weights, str(tmp / "weights.safetensors"))
+    torch.save(state, tmp / "state.pt")
     (tmp / META).write_text(json.dumps({**meta, "step": step}, indent=2), encoding="utf-8")
     _fsync_tree(tmp)
     if final.exists():  # same step saved twice (resume then cancel): replace it whole
@@ -127,21 +128,18 @@ def latest_checkpoint(ckpt_root: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: Any, scheduler: Any) -> dict:
-    """Restore weights, optimizer, scheduler and RNG; return the checkpoint's meta."""
+def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
+    """(trainable weights by name, optimizer/scheduler/RNG state, meta) of one checkpoint."""
     import torch
     from safetensors.torch import load_file
 
     weights = load_file(str(path / "weights.safetensors"))
-    params = dict(model.named_parameters())
-    missing = [n for n, p in params.items() if p.requires_grad and n not in weights]
-    if missing:
-        raise RuntimeError(f"checkpoint {path} lacks {len(missing)} trainable tensors: {missing[:3]}")
-    with torch.no_grad():
-        for name, value in weights.items():
-            params[name].copy_(value)
     state = torch.load(path / "state.pt", weights_only=True)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    set_rng_state(state["rng"])
-    return json.loads((path / META).read_text(encoding="utf-8"))
+    return weights, state, json.loads((path / META).read_text(encoding="utf-8"))
+
+
+def rng_for_rank(state: dict[str, Any], rank: int, world: int) -> dict[str, Any]:
+    """This rank's RNG state: its own when the checkpoint came from the same number of ranks
+    (dropout draws differ per rank), else rank 0's."""
+    ranks = state.get("rng_ranks") or []
+    return ranks[rank] if len(ranks) == world and rank < len(ranks) else state["rng"]

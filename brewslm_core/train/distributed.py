@@ -10,15 +10,17 @@ through a ``DistributedDataParallel`` wrapper: the engine divides summed losses 
 true count (tokens or examples) across all ranks, several handlers call the model more than
 once per loss or reach into its attributes (adapters on/off), and gradient accumulation then
 needs no ``no_sync`` bookkeeping. The arithmetic is the one DDP does (sum, then scale).
+With ``fsdp=true`` the transformer blocks are sharded instead (``sharding.py``); this module
+keeps the process group, the collectives both layouts share and the batch split.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
@@ -78,7 +80,7 @@ class Dist:
 
     def sum_grads(self, params: Sequence[torch.Tensor]) -> None:
         """Sum gradients over ranks in place, one all-reduce over a flat buffer."""
-        if not self.active:
+        if not self.active or not params:
             return
         import torch
         import torch.distributed as dist
@@ -105,6 +107,16 @@ class Dist:
         t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
         dist.all_reduce(t)
         return t.tolist()
+
+    def gather_objects(self, value: Any) -> list[Any]:
+        """Every rank's ``value`` (picklable), in rank order; ``[value]`` on one process."""
+        if not self.active:
+            return [value]
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * self.world
+        dist.all_gather_object(out, value)
+        return out
 
     def max_code(self, code: int, device: torch.device) -> int:
         """The largest of every rank's code: the stop reason all ranks agree on."""
@@ -141,11 +153,10 @@ def shard(batches: Sequence[list[int]], rank: int, world: int) -> list[list[int]
     return [list(batches[(rank + world * i) % len(batches)]) for i in range(per_rank)]
 
 
-def params_checksum(model: torch.nn.Module) -> str:
-    """sha256 over the trainable parameters, by name: equal on every rank after a DDP step."""
+def params_checksum(weights: Mapping[str, torch.Tensor]) -> str:
+    """sha256 over full trainable tensors by name: equal on every rank after a data-parallel step."""
     h = hashlib.sha256()
-    for name, p in sorted(model.named_parameters(), key=lambda item: item[0]):
-        if p.requires_grad:
-            h.update(name.encode())
-            h.update(p.detach().float().cpu().contiguous().numpy().tobytes())
+    for name in sorted(weights):
+        h.update(name.encode())
+        h.update(weights[name].detach().float().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()

@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..contracts.base import Contract, contract
 from .base_model import resolve_model_path
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import latest_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .distributed import DUMP_ENV, Dist, from_env, params_checksum, shard
 from .handlers import get_handler
 from .handlers.lora import count_params
 from .packing import plan_epoch
+from .sharding import Replicated, choose
 from .trace import TraceWriter
 
 if TYPE_CHECKING:
@@ -198,6 +199,7 @@ class _Run:
         self.eval: dict[str, Any] = {}
         self.started = time.monotonic()
         self.dist = Dist()
+        self.sharding: Replicated = Replicated(self.dist)
         self.together = True  # False once a rank fails on its own (see _failure)
         self.device: Any = None
 
@@ -236,6 +238,7 @@ class _Run:
         torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
         self.device = device = pick_device(cfg.device)
         self.dist.start(device)
+        self.sharding = sharding = choose(cfg, self.dist)
         self.handler = handler = get_handler(cfg.task_profile)
         bind = getattr(handler, "bind", None)
         if callable(bind):  # optional: handlers that read project files (RAG corpus, teacher)
@@ -246,15 +249,11 @@ class _Run:
         examples = [e for e in encoded if e is not None]
         if not examples:
             raise ValueError(f"none of the {len(train_rows)} training rows could be encoded")
-        model = handler.build_model(cfg).to(device)
+        model = sharding.prepare(handler.build_model(cfg).to(device))
         model.train()
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(
-            params,
-            lr=cfg.lr,
-            weight_decay=cfg.weight_decay,
-            # the fused kernel updates all tensors in one pass: a cheaper optimizer step
-            fused=device.type in ("cpu", "cuda"),
+            params, lr=cfg.lr, weight_decay=cfg.weight_decay, **sharding.optimizer_options(params, device)
         )
         lengths = [e.length for e in examples]
         batches_per_epoch = math.ceil(len(examples) / cfg.batch_size)
@@ -269,13 +268,12 @@ class _Run:
         trace_at: int | None = None
         last = latest_checkpoint(self.ckpt_root) if resume else None
         if last is not None:
-            meta = load_checkpoint(last, model, optimizer, scheduler)
+            meta = sharding.restore(last, model, optimizer, scheduler)
             self.step = self.resumed_from = int(meta["step"])
             self.real_tokens = int(meta.get("real_tokens", 0))
             self.train_seconds = float(meta.get("train_seconds", 0.0))
             self.last_loss = meta.get("loss")
             trace_at = int(meta["trace_offset"])
-        self.dist.broadcast_params(params)
         self._write_plan(model_path, model, len(train_rows), len(examples), device, resume)
         if self.dist.main:
             self.trace = TraceWriter(self.dir / "trace.jsonl", truncate_at=trace_at)
@@ -296,7 +294,7 @@ class _Run:
                 micro = plans[epoch][within * cfg.grad_accum : (within + 1) * cfg.grad_accum]
                 t0 = time.perf_counter()
                 loss_sum, count, tokens, real, samples = 0.0, 0, 0, 0, 0
-                for ids in micro:
+                for k, ids in enumerate(micro):
                     self.check_stop()
                     batch = handler.collate([examples[i] for i in ids], cfg.packing)
                     tokens, real = tokens + batch["tokens"], real + batch["real_tokens"]
@@ -304,11 +302,12 @@ class _Run:
                     batch = {k: (v.to(device) if hasattr(v, "to") else v) for k, v in batch.items()}
                     with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                         loss, n = handler.loss(model, batch)
+                    sharding.before_backward(model, last=k == len(micro) - 1)
                     scaler.scale(loss).backward()
                     loss_sum, count = loss_sum + float(loss.detach()), count + n
                     del batch, loss
                 if self.dist.active:  # sum before unscaling so every rank sees the same grads
-                    self.dist.sum_grads(params)
+                    sharding.sync_grads(params)
                     sums = self.dist.sum_numbers([loss_sum, count, tokens, real, samples], device)
                     loss_sum = sums[0]
                     count, tokens, real, samples = (int(v) for v in sums[1:])
@@ -316,7 +315,7 @@ class _Run:
                 for p in params:  # summed losses: divide once by the step's true count
                     if p.grad is not None:
                         p.grad.div_(max(count, 1))
-                norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or float("inf"))
+                norm = sharding.clip(params, cfg.grad_clip or float("inf"))
                 scaler.step(optimizer)
                 scaler.update()
                 lr = scheduler.get_last_lr()[0]
@@ -337,7 +336,7 @@ class _Run:
                         "epoch": epoch + (within + 1) / steps_per_epoch,
                         "loss": self.last_loss,
                         "lr": lr,
-                        "grad_norm": float(norm),
+                        "grad_norm": norm,
                         "tokens": tokens,
                         "real_tokens": real,
                         "tokens_per_s": real / seconds if seconds > 0 else None,
@@ -357,11 +356,10 @@ class _Run:
         if eval_rows:
             self._evaluate(eval_rows)
         adapter = self.dir / "adapter"
-        if self.dist.main:
-            handler.save(model, adapter)
+        sharding.save(handler, cfg, model, adapter)  # every rank takes part in a sharded save
         if os.environ.get(DUMP_ENV) == "1":
             name = f"params-rank{self.dist.rank}.sha256"
-            (self.dir / name).write_text(params_checksum(model), encoding="utf-8")
+            (self.dir / name).write_text(params_checksum(sharding.everywhere(model)), encoding="utf-8")
         return self._result("completed", None, adapter_dir=str(adapter))
 
     # ---- pieces ---------------------------------------------------------------------------
@@ -370,14 +368,19 @@ class _Run:
             self.trace.write(line)
 
     def _evaluate(self, eval_rows: Sequence[dict]) -> None:
-        if not self.dist.main:
+        if not (self.dist.main or self.sharding.evaluates_on_every_rank):
             return  # rank 0 scores; the others meet it at the next step's collective
         rows = list(eval_rows)[: self.config.eval_max_rows]
+        # sharded: every rank runs the same forwards (each gathers blocks from all ranks)
         self.eval = self.handler.score(self.model, rows)
-        self.trace.write({"step": self.step, "split": "eval", **self.eval})
+        self._trace({"step": self.step, "split": "eval", **self.eval})
 
     def save_checkpoint(self) -> Path | None:
-        if getattr(self, "model", None) is None or self.step == 0 or not self.dist.main:
+        if getattr(self, "model", None) is None or self.step == 0:
+            return None
+        # collective: every rank hands in its shard and its RNG state; rank 0 writes
+        weights, optim, rngs = self.sharding.gather(self.model, self.optimizer)
+        if not self.dist.main:
             return None
         self.trace.sync()
         meta = {
@@ -387,19 +390,15 @@ class _Run:
             "real_tokens": self.real_tokens,
             "train_seconds": self.train_seconds,
         }
-        return save_checkpoint(
-            self.ckpt_root,
-            self.step,
-            self.model,
-            self.optimizer,
-            self.scheduler,
-            meta,
-            self.config.keep_checkpoints,
-        )
+        state = {"optimizer": optim, "scheduler": self.scheduler.state_dict(), "rng": rngs[0]}
+        if self.dist.active:
+            state["rng_ranks"] = rngs
+        return save_checkpoint(self.ckpt_root, self.step, weights, state, meta, self.config.keep_checkpoints)
 
     def _write_plan(
         self, model_path: Path, model: Any, n_rows: int, n_examples: int, device: Any, resume: bool
     ) -> None:
+        shards = self.sharding.name
         plan = {
             "run_id": self.run_id,
             "task_profile": self.config.task_profile,
@@ -412,9 +411,12 @@ class _Run:
             "examples": n_examples,
             "total_steps": self.total_steps,
             "device": str(device),
-            "backend": f"torch-{device.type}",
+            "backend": f"torch-{device.type}" + (f"-{shards}" if shards != "none" else ""),
             "world_size": self.dist.world,
+            "sharding": shards,
         }
+        if self.sharding.note:
+            plan["sharding_note"] = self.sharding.note
         self.dir.mkdir(parents=True, exist_ok=True)
         if not self.dist.main:
             return
@@ -503,7 +505,8 @@ def _record_success(run: _Run, result: TrainResult) -> None:
                 "eval": result.eval,
                 "adapter_dir": result.adapter_dir,
                 # Caveats a handler wants on the record (e.g. a randomly initialised encoder).
-                "notes": list(run.handler.state().get("notes", [])),
+                "notes": list(run.handler.state().get("notes", []))
+                + ([run.sharding.note] if run.sharding.note else []),
             },
         )
 
