@@ -17,7 +17,13 @@ from typer.testing import CliRunner
 
 from brewslm_core.contracts.preflight import HardwareInfo
 from brewslm_core.preflight.deps import DependencyStatus, check_dependencies
-from brewslm_core.preflight.launch import accelerate_config, choose_layout, launcher
+from brewslm_core.preflight.launch import (
+    accelerate_config,
+    choose_layout,
+    config_yaml,
+    launch_command,
+    launcher,
+)
 from brewslm_core.preflight.memory import (
     CPU_FRAMEWORK_MB,
     ModelFacts,
@@ -138,7 +144,8 @@ def test_layouts_for_cpu_multi_gpu_multi_node_and_big_models() -> None:
     assert multi_cpu == {"kind": "multi-cpu", "device": "cpu", "processes": 4, "machines": 1,
                          "threads_per_process": 2}
     acc = accelerate_config(multi_cpu, "fp32", {})
-    assert acc["distributed_type"] == "MULTI_CPU" and acc["use_cpu"]
+    # accelerate's multi-process launcher (use_cpu would start one process without mpirun)
+    assert acc["distributed_type"] == "MULTI_GPU" and not acc["use_cpu"]
 
     four = cpu(cuda_devices=gpus(4))
     ddp = choose_layout("cuda", four, {"num_machines": 2}, None)
@@ -157,13 +164,73 @@ def test_layouts_for_cpu_multi_gpu_multi_node_and_big_models() -> None:
     assert choose_layout("cuda", cpu(cuda_devices=gpus(1)), {}, None)["kind"] == "single"
 
 
+def test_cpu_fsdp_layout_config_and_launch_command(tmp_path: Path) -> None:
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    runtime = {"processes": 2, "fsdp": True, "main_process_port": 29611}
+    layout = choose_layout("cpu", cpu(cpu_cores=2), runtime, None)
+    assert layout == {"kind": "fsdp", "device": "cpu", "processes": 2, "machines": 1,
+                      "threads_per_process": 1}
+    # one process has nothing to shard across: a plain single-process run
+    assert choose_layout("cpu", cpu(), {"fsdp": True}, None)["kind"] == "single"
+    acc = accelerate_config(layout, "fp32", runtime, "BertLayer")
+    assert acc["distributed_type"] == "FSDP" and not acc["use_cpu"]
+    assert acc["fsdp_config"]["fsdp_transformer_layer_cls_to_wrap"] == "BertLayer"
+    assert acc["fsdp_config"]["fsdp_state_dict_type"] == "FULL_STATE_DICT"
+    # the file is one accelerate reads back, with the fields its launcher uses
+    path = tmp_path / "accelerate.yaml"
+    path.write_text(config_yaml(acc), encoding="utf-8")
+    read = ClusterConfig.from_yaml_file(str(path))
+    assert (read.num_processes, read.num_machines, read.main_process_port) == (2, 1, 29611)
+    assert read.distributed_type == "FSDP" and read.use_cpu is False
+    command = launch_command("/p", "exp-1", str(path), layout, {"max_steps": 2}, runtime)
+    assert command.startswith("ACCELERATE_USE_CPU=true OMP_NUM_THREADS=1 accelerate launch "
+                              f"--config_file {path} --num_cpu_threads_per_process 1 -m ")
+    assert "--set fsdp=true" in command and "--set max_steps=2" in command
+
+    # several machines: the rank, address and port of the rendezvous come from [runtime]
+    two = {"processes": 2, "num_machines": 2, "machine_rank": 1, "main_process_ip": "10.0.0.5",
+           "main_process_port": 29700, "fsdp": True}
+    layout = choose_layout("cpu", cpu(cpu_cores=2), two, None)
+    assert (layout["processes"], layout["machines"]) == (4, 2)
+    acc = accelerate_config(layout, "fp32", two)
+    assert (acc["machine_rank"], acc["main_process_ip"], acc["main_process_port"]) == (
+        1, "10.0.0.5", 29700)
+    assert accelerate_config(choose_layout("cpu", cpu(), {}, None), "fp32", {})["use_cpu"]
+
+
+def test_fsdp_divides_weights_grads_and_optimizer_state_per_rank_not_activations() -> None:
+    # SmolLM2: 30 decoder layers hold 106,202,880 parameters (3,540,096 each); the tied
+    # embedding and the final norm hold the rest
+    facts = dataclasses.replace(SMOL, block_params=106_202_880, block_trainable=106_202_880)
+    cfg = TrainConfig(task_profile="seq2seq", method="full", batch_size=4, max_length=128)
+    one = estimate_memory(facts, cfg, device="cpu", budget_mb=1e9)
+    four = estimate_memory(facts, cfg, device="cpu", budget_mb=1e9, shards=4)
+    rest = (134_515_008 - 106_202_880) * 4 / 2**20
+    blocks = 106_202_880 * 4 / 2**20
+    # a rank holds the replicated rest, its quarter of the blocks and two gathered blocks
+    assert four.weights_mb == pytest.approx(rest + blocks / 4 + blocks * 2 / 30, abs=0.1)
+    assert four.optimizer_mb == pytest.approx(2 * (rest + blocks / 4), abs=0.1)
+    assert four.activations_mb == one.activations_mb and four.logits_mb == one.logits_mb
+    assert four.total_mb < one.total_mb and four.basis["fsdp_shards"] == 4
+    budget = (one.total_mb + four.total_mb) / 2
+    assert not estimate_memory(facts, cfg, device="cpu", budget_mb=budget).fits
+    assert estimate_memory(facts, cfg, device="cpu", budget_mb=budget, shards=4).fits
+    # without block counts (an architecture with no blocks) nothing is sharded
+    assert estimate_memory(SMOL, cfg, device="cpu", budget_mb=1e9, shards=4).total_mb \
+        == one.total_mb
+
+
 @pytest.mark.slow
 def test_the_cpu_layout_runs_two_gloo_processes(tmp_path: Path) -> None:
-    """The plan's multi-CPU launcher starts two ranks; accelerate in each joins gloo."""
+    """The plan's multi-CPU launch (accelerate reading the plan's config file) starts two
+    ranks; accelerate in each joins gloo."""
     runtime = {"processes": 2, "main_process_port": _free_port()}
     layout = choose_layout("cpu", cpu(cpu_cores=2), runtime, None)
-    env, argv = launcher(layout, str(tmp_path / "unused.yaml"), runtime)
-    assert argv[0] == "torchrun" and env["ACCELERATE_USE_CPU"] == "true"
+    config = tmp_path / "accelerate.yaml"
+    config.write_text(config_yaml(accelerate_config(layout, "fp32", runtime)), encoding="utf-8")
+    env, argv = launcher(layout, str(config), runtime)
+    assert argv[:2] == ["accelerate", "launch"] and env["ACCELERATE_USE_CPU"] == "true"
     script = tmp_path / "ranks.py"
     script.write_text(textwrap.dedent("""
         import torch
@@ -180,8 +247,8 @@ def test_the_cpu_layout_runs_two_gloo_processes(tmp_path: Path) -> None:
         dist.barrier()
         dist.destroy_process_group()
     """))
-    # the venv's torchrun, as ``python -m torch.distributed.run``
-    cmd = [sys.executable, "-m", "torch.distributed.run", *argv[1:], str(script)]
+    # the venv's accelerate
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", *argv[2:], str(script)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False,
                          env={**os.environ, **env, "HF_HUB_OFFLINE": "1"})
     assert out.returncode == 0, out.stderr[:3000]
@@ -233,3 +300,65 @@ def test_cli_table_json_and_exit_codes(tmp_path: Path, shared_data: Path) -> Non
     assert "unknown train config keys ['nonsense']" in bad.output
     missing = runner.invoke(app, ["preflight", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "not a BrewSLM project" in missing.output
+
+
+def test_block_counts_come_from_the_models_own_blocks() -> None:
+    """MiniLM on the meta device: its BertEmbeddings + BertLayer modules, counted directly."""
+    import torch
+    from transformers import AutoConfig, AutoModel
+
+    from brewslm_core.models.resolve import resolve_base
+    from brewslm_core.preflight.memory import model_facts
+
+    ref = resolve_base("auto", "classification")
+    with torch.device("meta"):
+        bert = AutoModel.from_config(AutoConfig.from_pretrained(ref.path))
+    in_blocks = sum(p.numel() for m in [bert.embeddings, *bert.encoder.layer] for p in m.parameters())
+    full = model_facts(ref, TrainConfig(method="full"), n_labels=4)
+    assert full.no_split_modules == ("BertEmbeddings", "BertLayer")
+    assert full.block_params == full.block_trainable == in_blocks
+    assert 0.9 * full.total_params < in_blocks < full.total_params  # pooler and head stay out
+    lora = model_facts(ref, TrainConfig(method="lora"), n_labels=4)
+    # LoRA: the adapters sit inside the blocks; frozen weights are sharded too
+    assert lora.block_params > in_blocks and 0 < lora.block_trainable < lora.trainable_params
+
+
+def _runtime(project, **values) -> None:
+    # a new dict: Project.create shares nested config tables with its defaults
+    project.config = {**project.config, "runtime": {**project.config["runtime"], **values}}
+    project.save_config()
+
+
+@pytest.mark.slow
+def test_preflight_suggests_fsdp_when_only_sharded_ranks_fit(tmp_path: Path, shared_data: Path) -> None:
+    from test_preflight import banking, commit
+
+    from brewslm_core import Project
+    from brewslm_core.preflight import preflight
+    from brewslm_core.prepare import prepare
+
+    project = Project.create(tmp_path / "proj")
+    commit(project, "b1", "classification", banking(shared_data, 64))
+    prepare(project)
+    config = {"method": "full", "batch_size": 8, "max_length": 64}
+    roomy = cpu(cpu_cores=2, ram_available_mb=100_000)
+    _runtime(project, processes=2)
+    whole = preflight(project, config, probe=False, hardware=roomy).plan.memory
+    _runtime(project, processes=2, fsdp=True)
+    sharded = preflight(project, config, probe=False, hardware=roomy)
+    assert sharded.plan.memory["total_mb"] < whole["total_mb"]
+    assert sharded.plan.memory["basis"]["fsdp_shards"] == 2
+    assert sharded.plan.config["fsdp"] and sharded.plan.accelerate["layout"]["kind"] == "fsdp"
+    assert "--set fsdp=true" in sharded.plan.accelerate["launch_command"]
+
+    # two processes share the machine's RAM: a budget per process between the two peaks
+    per_process = (whole["total_mb"] + sharded.plan.memory["total_mb"]) / 2
+    tight = cpu(cpu_cores=2, ram_available_mb=2 * per_process / 0.9)
+    _runtime(project, processes=2, fsdp=False)
+    blocked = preflight(project, config, probe=False, hardware=tight)
+    item = next(b for b in blocked.blockers if b.check == "memory")
+    assert item.code == "memory_does_not_fit" and "fsdp = true" in item.fix
+    assert item.suggestion["runtime"] == {"fsdp": True}
+    _runtime(project, processes=2, fsdp=True)
+    fits = preflight(project, config, probe=False, hardware=tight)
+    assert not [b for b in fits.blockers if b.check == "memory"]

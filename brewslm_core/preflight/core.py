@@ -137,7 +137,7 @@ def preflight(
         device = device_for(cfg.device, hw)
         _check_capability(cfg, ref, device, hw, found)
         if ref is not None and not found.blocked("model"):
-            estimate = _check_memory(cfg, ref, manifest, device, hw, max_memory_mb, found)
+            estimate = _check_memory(cfg, ref, manifest, device, hw, max_memory_mb, found, runtime)
         if manifest is not None:
             gate_checks.check_gates(project, manifest, cfg, found)
 
@@ -333,12 +333,23 @@ def _check_capability(cfg: TrainConfig, ref: ModelRef | None, device: str, hw: H
                                f"{device} with {cfg.precision}")
 
 
+def _ranks(device: str, hw: HardwareInfo, runtime: dict[str, Any]) -> tuple[int, int, bool]:
+    """(ranks in the run, ranks sharing one machine's RAM, FSDP asked for) of the layout."""
+    layout = choose_layout(device, hw, runtime, None)
+    per_machine = layout["processes"] // max(layout["machines"], 1)
+    return layout["processes"], (per_machine if layout["device"] == "cpu" else 1), \
+        layout["kind"] == "fsdp"
+
+
 def _check_memory(cfg: TrainConfig, ref: ModelRef, manifest: Manifest | None, device: str,
-                  hw: HardwareInfo, max_memory_mb: float | None, found: _Findings
-                  ) -> MemoryEstimate | None:
+                  hw: HardwareInfo, max_memory_mb: float | None, found: _Findings,
+                  runtime: dict[str, Any] | None = None) -> MemoryEstimate | None:
     n_labels = len(manifest.label_set) if manifest is not None else 2
     token_max = manifest.token_stats.max if manifest is not None and manifest.token_stats else None
+    ranks, sharing, fsdp = _ranks(device, hw, runtime or {})
     budget = budget_for(device, hw, max_memory_mb)
+    if max_memory_mb is None and sharing > 1:
+        budget /= sharing  # CPU ranks on one machine share its RAM
     try:
         facts = model_facts(ref, cfg, n_labels)
     except (OSError, ValueError, KeyError) as exc:
@@ -346,9 +357,31 @@ def _check_memory(cfg: TrainConfig, ref: ModelRef, manifest: Manifest | None, de
                                  message=f"cannot read {ref.name}'s architecture: {exc}",
                                  fix="check the model folder's config.json"))
         return None
-    est = estimate_memory(facts, cfg, device=device, budget_mb=budget, token_max=token_max)
+    est = estimate_memory(facts, cfg, device=device, budget_mb=budget, token_max=token_max,
+                          shards=ranks if fsdp else 1)
+    where = f"{device}, per rank of {ranks} sharded" if fsdp else device
+    if not est.fits and not fsdp and ranks > 1:
+        # the same ranks with FSDP: weights, gradients and optimizer state split across them
+        sharded = estimate_memory(facts, cfg, device=device, budget_mb=budget,
+                                  token_max=token_max, shards=ranks)
+        if sharded.fits and device == "cuda":  # the GPU layout shards by itself when needed
+            found.ok("memory", f"~{sharded.total_mb:,.0f} MB of {sharded.budget_mb:,.0f} MB "
+                               f"per GPU with FSDP over {ranks} ranks")
+            return sharded
+        if sharded.fits:
+            found.block(PreflightItem(
+                check="memory", code="memory_does_not_fit",
+                message=f"each of the {ranks} processes needs ~{est.total_mb:,.0f} MB at its "
+                        f"peak but the budget is {est.budget_mb:,.0f} MB per process",
+                fix=f"set fsdp = true under [runtime]: sharded, each process needs "
+                    f"~{sharded.total_mb:,.0f} MB",
+                suggestion={"runtime": {"fsdp": True}, "estimate_mb": sharded.total_mb},
+                details={k: getattr(est, k) for k in ("weights_mb", "gradients_mb", "optimizer_mb",
+                                                      "activations_mb", "logits_mb", "overhead_mb")},
+            ))
+            return est
     if est.fits:
-        found.ok("memory", f"~{est.total_mb:,.0f} MB of {est.budget_mb:,.0f} MB ({device})")
+        found.ok("memory", f"~{est.total_mb:,.0f} MB of {est.budget_mb:,.0f} MB ({where})")
         return est
     precisions = [p for p in ("bf16", "fp16") if (hw.bf16 if p == "bf16" else hw.fp16).get(device)]
 
@@ -356,7 +389,7 @@ def _check_memory(cfg: TrainConfig, ref: ModelRef, manifest: Manifest | None, de
         return facts if candidate.method == cfg.method else model_facts(ref, candidate, n_labels)
 
     fit = suggest_fit(facts_for, cfg, device=device, budget_mb=budget, token_max=token_max,
-                      precisions=precisions)
+                      precisions=precisions, shards=ranks if fsdp else 1)
     if fit is None:
         fix = ("no batch, LoRA, precision or length setting fits: use a smaller base model or a "
                "machine with more memory")
@@ -407,6 +440,8 @@ def _build_plan(project: Project, manifest: Manifest, cfg: TrainConfig, ref: Mod
     total = _total_steps(cfg, train_rows)
     layout = {**choose_layout(device, hw, runtime, estimate),
               "runtime_profile": str(runtime.get("profile", ""))}
+    if layout["kind"] == "fsdp" and not cfg.fsdp:
+        cfg = replace(cfg, fsdp=True)  # the engine shards when its config says so
     no_split = ",".join((estimate.basis.get("no_split_modules") or []) if estimate else [])
     acc = accelerate_config(layout, cfg.precision, runtime, no_split or None)
     config_path = project.run_dir(run_id) / ACCELERATE_FILE

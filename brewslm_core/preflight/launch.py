@@ -2,13 +2,21 @@
 
 Layouts: one process (CPU or one GPU); DDP over every visible GPU (and over several machines
 when the runtime config names them); FSDP when the model's weights, gradients and optimizer
-state do not fit on one GPU but do when sharded; on CPU, several processes talking over gloo
-(the same code path as multi-GPU DDP, testable on a laptop), started by torchrun.
+state do not fit on one GPU but do when sharded, or when the runtime asks for it; on CPU,
+several processes talking over gloo (the same code path as multi-GPU DDP, testable on a
+laptop), with FSDP on top when ``fsdp = true``.
+
+Every layout starts through ``accelerate launch --config_file``. For several CPU processes the
+config names accelerate's multi-process launcher (``MULTI_GPU`` or ``FSDP`` with
+``use_cpu: false``): accelerate hands those to torch's elastic launcher, which starts the ranks
+whatever the device, while ``use_cpu: true`` would start one process unless mpirun is
+installed. The engine then picks gloo itself on a machine without CUDA. Sharding is the
+engine's own (``--set fsdp=true``); accelerate's FSDP settings describe it for the record.
 
 Runtime settings come from the project's ``[runtime]`` table: ``processes`` (CPU processes;
 default 1, since one process already uses every core through torch's threads: set 2+ to
 run DDP over gloo), ``num_machines``, ``machine_rank``, ``main_process_ip``, ``main_process_port``,
-``fsdp`` (true to force FSDP on GPUs).
+``fsdp`` (true to shard with FSDP across the processes or GPUs).
 """
 
 from __future__ import annotations
@@ -29,19 +37,23 @@ def choose_layout(
 ) -> dict[str, Any]:
     """Process layout: kind (single | multi-cpu | ddp | fsdp), processes, machines, threads."""
     machines = int(runtime.get("num_machines", 1) or 1)
+    fsdp = bool(runtime.get("fsdp", False))
     if device == "cuda" and hardware.cuda_devices:
         gpus = len(hardware.cuda_devices)
-        fsdp = bool(runtime.get("fsdp", False))
-        if estimate is not None and not estimate.fits and gpus * machines > 1:
+        sharded = estimate is not None and int(estimate.basis.get("fsdp_shards", 1) or 1) > 1
+        if estimate is not None and (sharded or not estimate.fits) and gpus * machines > 1:
             # sharding splits weights, gradients and optimizer state across the GPUs
             fsdp = True
-        kind = "fsdp" if fsdp else ("ddp" if gpus * machines > 1 else "single")
+        many = gpus * machines > 1
+        kind = "fsdp" if fsdp and many else ("ddp" if many else "single")
         return {"kind": kind, "device": device, "processes": gpus * machines,
                 "machines": machines,
                 "threads_per_process": max(1, hardware.cpu_cores // max(gpus, 1))}
     wanted = int(runtime.get("processes", DEFAULT_CPU_PROCESSES) or 1)
     per_machine = max(1, min(wanted, hardware.cpu_cores))
-    kind = "multi-cpu" if per_machine * machines > 1 else "single"
+    many = per_machine * machines > 1
+    # fsdp on one process has nothing to shard across: the run trains unsharded (and says so)
+    kind = ("fsdp" if fsdp else "multi-cpu") if many else "single"
     return {"kind": kind, "device": "cpu", "processes": per_machine * machines,
             "machines": machines, "threads_per_process": max(1, hardware.cpu_cores // per_machine)}
 
@@ -51,13 +63,14 @@ def accelerate_config(layout: dict[str, Any], precision: str, runtime: dict[str,
     """The dict `accelerate launch --config_file` reads (ClusterConfig fields)."""
     kind = layout["kind"]
     cpu = layout.get("device", "cpu") == "cpu"
-    distributed = {"single": "NO", "multi-cpu": "MULTI_CPU", "ddp": "MULTI_GPU",
+    distributed = {"single": "NO", "multi-cpu": "MULTI_GPU", "ddp": "MULTI_GPU",
                    "fsdp": "FSDP"}[kind]
     cfg: dict[str, Any] = {
         "compute_environment": "LOCAL_MACHINE",
         "distributed_type": distributed,
         "mixed_precision": MIXED.get(precision, "no"),
-        "use_cpu": bool(cpu),
+        # several CPU ranks need accelerate's multi-process launcher (see the module doc)
+        "use_cpu": bool(cpu) and kind == "single",
         "debug": False,
         "num_processes": layout["processes"],
         "num_machines": layout["machines"],
@@ -65,17 +78,20 @@ def accelerate_config(layout: dict[str, Any], precision: str, runtime: dict[str,
         "main_training_function": "main",
         "rdzv_backend": "static",
         "same_network": True,
+        "dynamo_config": {"dynamo_backend": "NO"},
     }
     if layout["machines"] > 1:
         cfg["main_process_ip"] = str(runtime.get("main_process_ip", "127.0.0.1"))
-        cfg["main_process_port"] = int(runtime.get("main_process_port", DEFAULT_PORT))
+    if layout["machines"] > 1 or runtime.get("main_process_port"):
+        cfg["main_process_port"] = int(runtime.get("main_process_port") or DEFAULT_PORT)
     if kind == "fsdp":
         cfg["fsdp_config"] = {
             "fsdp_version": 2,
             "fsdp_auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
             "fsdp_transformer_layer_cls_to_wrap": no_split_module or "",
-            "fsdp_state_dict_type": "SHARDED_STATE_DICT",
-            "fsdp_cpu_ram_efficient_loading": True,
+            # the engine gathers full tensors for its checkpoints and the saved adapter
+            "fsdp_state_dict_type": "FULL_STATE_DICT",
+            "fsdp_cpu_ram_efficient_loading": False,
             "fsdp_offload_params": False,
             "fsdp_reshard_after_forward": True,
         }
@@ -93,24 +109,15 @@ def launcher(layout: dict[str, Any], config_path: str, runtime: dict[str, Any]
     """(environment, argv prefix) that starts the planned processes; append ``-m module …``
     or a script.
 
-    GPUs (single, DDP, FSDP) go through ``accelerate launch --config_file``. Several CPU
-    processes go through ``torchrun``: accelerate's own launcher starts CPU ranks only through
-    mpirun, while torchrun needs nothing installed; ``ACCELERATE_USE_CPU`` makes accelerate
-    inside each rank join a gloo process group.
+    Always ``accelerate launch --config_file`` (the config says how many processes on how many
+    machines). CPU layouts add ``ACCELERATE_USE_CPU`` so any ``Accelerator`` inside a rank
+    stays on the CPU and joins gloo, and one OpenMP pool size per process.
     """
     threads = str(layout["threads_per_process"])
-    if layout["kind"] == "multi-cpu":
-        argv = ["torchrun", "--nproc-per-node", str(layout["processes"] // layout["machines"]),
-                "--nnodes", str(layout["machines"])]
-        if layout["machines"] > 1:
-            argv += ["--node-rank", str(int(runtime.get("machine_rank", 0) or 0)),
-                     "--master-addr", str(runtime.get("main_process_ip", "127.0.0.1")),
-                     "--master-port", str(int(runtime.get("main_process_port", DEFAULT_PORT)))]
-        else:
-            argv += ["--master-port", str(int(runtime.get("main_process_port", DEFAULT_PORT)))]
-        return {"ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": threads}, argv
     argv = ["accelerate", "launch", "--config_file", config_path,
             "--num_cpu_threads_per_process", threads]
+    if layout.get("device", "cpu") == "cpu" and layout["kind"] != "single":
+        return {"ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": threads}, argv
     return {}, argv
 
 
@@ -123,6 +130,8 @@ def launch_command(project_root: str, run_id: str, config_path: str, layout: dic
     """
     env, argv = launcher(layout, config_path, runtime or {})
     parts = argv + ["-m", "brewslm_core.cli", "train", "run", project_root, "--resume", run_id]
+    if layout["kind"] == "fsdp":  # the engine shards when its config says so
+        overrides = {**overrides, "fsdp": True}
     for key, value in sorted(overrides.items()):
         text = value if isinstance(value, str) else json.dumps(value)
         parts += ["--set", f"{key}={text}"]

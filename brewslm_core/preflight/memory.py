@@ -12,6 +12,11 @@ micro-batch):
   and the gradient that flows back: three copies), over every token of the micro-batch;
 - overhead: the framework itself (constants below, measured on the project's reference machine).
 
+Under FSDP (``shards`` > 1) the engine shards the transformer blocks: each rank keeps 1/shards of
+the blocks' weights, gradients and optimizer state, plus whole copies of what lies outside
+them (embeddings, heads) and of the blocks it has gathered to compute. Activations are not
+sharded: every rank runs its own micro-batch.
+
 Constants are documented where they are defined; none is fitted to a training run.
 """
 
@@ -69,6 +74,9 @@ class ModelFacts:
     # per example, whatever the transcript's length
     source_positions: int = 0
     encoder_layers: int = 0
+    # parameters inside the blocks (what FSDP shards), all and trainable
+    block_params: int = 0
+    block_trainable: int = 0
 
 
 def _config_numbers(config: Any) -> dict[str, int]:
@@ -102,6 +110,7 @@ def model_facts(ref: ModelRef, config: TrainConfig, n_labels: int = 2) -> ModelF
         model = auto.from_config(hf_config)
     total = sum(p.numel() for p in model.parameters())
     numbers = _config_numbers(hf_config)
+    blocks = tuple(getattr(model, "_no_split_modules", None) or ())
     head = numbers["hidden"] * max(n_labels, 2) + max(n_labels, 2) if ref.kind == "encoder" else 0
     if config.method == "full":
         trainable = total + head
@@ -118,8 +127,9 @@ def model_facts(ref: ModelRef, config: TrainConfig, n_labels: int = 2) -> ModelF
             target_modules=list(targets) if isinstance(targets, tuple) else targets,
             bias="none",
         )
-        wrapped = get_peft_model(model, lora)
-        trainable = sum(p.numel() for p in wrapped.parameters() if p.requires_grad) + head
+        model = get_peft_model(model, lora)
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) + head
+    in_blocks, trainable_in_blocks = _block_counts(model, blocks)
     dropout = any(
         float(getattr(hf_config, n, 0.0) or 0.0) > 0
         for n in ("attention_probs_dropout_prob", "attention_dropout", "attn_pdrop")
@@ -130,13 +140,30 @@ def model_facts(ref: ModelRef, config: TrainConfig, n_labels: int = 2) -> ModelF
         total_params=int(total + head),
         trainable_params=int(trainable),
         attention_dropout=dropout,
-        no_split_modules=tuple(getattr(model, "_no_split_modules", None) or ()),
+        no_split_modules=blocks,
+        block_params=in_blocks,
+        block_trainable=trainable_in_blocks,
         source_positions=int(getattr(hf_config, "max_source_positions", 0) or 0)
         if ref.kind == "speech_seq2seq" else 0,
         encoder_layers=int(getattr(hf_config, "encoder_layers", 0) or 0)
         if ref.kind == "speech_seq2seq" else 0,
         **numbers,
     )
+
+
+def _block_counts(model: Any, blocks: tuple[str, ...]) -> tuple[int, int]:
+    """(parameters, trainable parameters) inside the outermost ``blocks`` modules."""
+    seen: set[int] = set()
+    total = trainable = 0
+    for module in model.modules():
+        if type(module).__name__ not in blocks:
+            continue
+        for p in module.parameters():
+            if id(p) not in seen:  # nested blocks and tied weights count once
+                seen.add(id(p))
+                total += p.numel()
+                trainable += p.numel() if p.requires_grad else 0
+    return total, trainable
 
 
 def _auto_class(kind: str) -> Any:
@@ -195,16 +222,19 @@ def estimate_memory(
     device: str,
     budget_mb: float,
     token_max: int | None = None,
+    shards: int = 1,
 ) -> MemoryEstimate:
-    """Peak memory (MB) of training ``facts``' model with ``config`` on ``device``."""
+    """Peak memory (MB) of one training process for ``facts``' model with ``config`` on
+    ``device``; ``shards`` > 1 is one rank of an FSDP run over that many ranks."""
     tokens, seq = micro_batch_tokens(config, token_max)
     half = config.precision in ("bf16", "fp16")
     act_bytes = AUTOCAST_ACTIVATION_BYTES if half else FP32
-    weights = facts.total_params * FP32
+    held, held_trainable = _held_params(facts, shards)
+    weights = held * FP32
     if half:  # autocast caches a half copy of each trainable weight for the step
-        weights += facts.trainable_params * 2
-    grads = facts.trainable_params * FP32
-    optim = 2 * facts.trainable_params * FP32
+        weights += held_trainable * 2
+    grads = held_trainable * FP32
+    optim = 2 * _owned(facts.trainable_params, facts.block_trainable, shards) * FP32
     per_token = _per_token_layer_elements(facts, seq) * facts.layers
     # the embedding output (and, for encoders, its LayerNorm) enters the first layer
     per_token += 2 * facts.hidden
@@ -249,8 +279,32 @@ def estimate_memory(
             "precision": config.precision,
             "no_split_modules": list(facts.no_split_modules),
             "audio_frames_per_example": facts.source_positions,
+            "fsdp_shards": shards,
         },
     )
+
+
+# Blocks a rank holds whole at once under FSDP: the one it computes and the one prefetched.
+GATHERED_BLOCKS = 2
+
+
+def _owned(params: int, in_blocks: int, shards: int) -> float:
+    """Values a rank owns: the replicated rest, plus its 1/shards slice of the blocks."""
+    if shards <= 1 or in_blocks <= 0:
+        return float(params)
+    return params - in_blocks + in_blocks / shards
+
+
+def _held_params(facts: ModelFacts, shards: int) -> tuple[float, float]:
+    """(weights, trainable weights) alive on one rank at its peak: what it owns plus the
+    blocks gathered for compute (their gradients are full-size until reduce-scattered)."""
+    weights = _owned(facts.total_params, facts.block_params, shards)
+    trainable = _owned(facts.trainable_params, facts.block_trainable, shards)
+    if shards > 1 and facts.block_params and facts.layers:
+        gathered = min(GATHERED_BLOCKS, facts.layers) / facts.layers
+        weights += facts.block_params * gathered
+        trainable += facts.block_trainable * gathered
+    return weights, trainable
 
 
 def budget_for(device: str, hardware: Any, override_mb: float | None = None) -> float:
@@ -310,6 +364,7 @@ def suggest_fit(
     token_max: int | None,
     precisions: list[str],
     length_floor: int = 32,
+    shards: int = 1,
 ) -> tuple[dict[str, Any], MemoryEstimate] | None:
     """The first config change (fields -> new values) whose estimate fits, with that estimate.
 
@@ -322,7 +377,7 @@ def suggest_fit(
         if key not in cache:
             cache[key] = facts_for(cand)
         est = estimate_memory(cache[key], cand, device=device, budget_mb=budget_mb,
-                              token_max=token_max)
+                              token_max=token_max, shards=shards)
         if est.fits:
             changes = {
                 k: getattr(cand, k)
