@@ -95,3 +95,17 @@ def test_qlora_sft_trains_two_steps_and_saves_only_the_adapter(project, shared_d
     # LoRA's B matrices start at zero: after two steps they must have moved
     moved = [k for k, v in saved.items() if "lora_B" in k and float(v.abs().max()) > 0]
     assert moved
+
+
+@pytest.mark.slow
+def test_qlora_dpo_reference_is_the_4bit_base_with_the_adapter_off(project, shared_data):
+    from test_handlers_generative import dpo_rows
+
+    rows = dpo_rows(shared_data, 4)
+    config = qlora_config(task_profile="alignment", max_length=96, max_steps=1)
+    result = train(project, config, rows[:2], rows[2:])
+    assert result.status == "completed", result.error
+    [step] = read_trace(Path(result.run_dir) / "trace.jsonl", "train")
+    # a fresh adapter adds zero: policy == reference (the same 4-bit base), so the loss is log 2
+    assert step["loss"] == pytest.approx(math.log(2), abs=1e-4)
+    assert result.eval["mode"] == "dpo" and result.eval["reward_margin_mean"] != 0.0
