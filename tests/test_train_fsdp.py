@@ -130,12 +130,17 @@ def test_an_fsdp_run_resumes_from_its_checkpoint_and_matches_the_uninterrupted_r
     shutil.copytree(step1, cut / "checkpoints" / "step-1")
     for name in ("plan.json", "trace.jsonl"):
         shutil.copy(whole / name, cut / name)
+    # a second copy resumes without sharding: the checkpoint does not care how it was made
+    shutil.copytree(cut, prepared.run_dir("exp-ddpcut"))
     _ok(_launch(prepared, "exp-fsdpcut", *sets, fsdp=True))
     resumed = read_trace(cut / "trace.jsonl", "train")
     assert [s["step"] for s in resumed] == [1, 2, 3]
     reference = read_trace(whole / "trace.jsonl", "train")
     assert [s["loss"] for s in resumed] == pytest.approx([s["loss"] for s in reference], rel=1e-5)
     _assert_same_weights(cut / "adapter", whole / "adapter")
+
+    _ok(_launch(prepared, "exp-ddpcut", *[x for x in sets if x != "fsdp=true"]))
+    _assert_same_weights(prepared.run_dir("exp-ddpcut") / "adapter", whole / "adapter")
 
 
 @pytest.mark.slow
@@ -160,3 +165,19 @@ def test_a_decoder_with_lora_trains_sharded_block_by_block(project: Project, sha
     assert len(lora_b) > 30 and any(float(t.abs().sum()) > 0 for t in lora_b)
     events = project.events.list(stage="training", run_id="exp-fsdpsft").to_dict(orient="records")
     assert [e["severity"] for e in events] == ["info"]
+
+
+def test_fsdp_on_one_process_trains_unsharded_and_says_so(project: Project, shared_data: Path) -> None:
+    from test_train_rows import banking_rows
+
+    from brewslm_core.train import TrainConfig, train
+
+    config = TrainConfig(task_profile="classification", method="lora", batch_size=4, max_length=32,
+                         threads=1, max_steps=1, fsdp=True)
+    result = train(project, config, banking_rows(shared_data, 16))
+    assert result.status == "completed", result.error
+    plan = json.loads((Path(result.run_dir) / "plan.json").read_text())
+    assert plan["sharding"] == "none" and plan["world_size"] == 1 and plan["backend"] == "torch-cpu"
+    assert "one process" in plan["sharding_note"]
+    events = project.events.list(stage="training", run_id=result.run_id).to_dict(orient="records")
+    assert plan["sharding_note"] in events[0]["payload"]["notes"]

@@ -118,7 +118,7 @@ class Replicated:
 
 
 class Sharded(Replicated):
-    """FSDP2: weights, gradients and optimizer state split across the ranks."""
+    """FSDP2 over the transformer blocks; the rest replicated (see the module doc)."""
 
     evaluates_on_every_rank = True  # a sharded forward gathers blocks from every rank
 
@@ -167,10 +167,11 @@ class Sharded(Replicated):
         import torch.distributed as dist
 
         grads = [p.grad for p in params if p.grad is not None]
-        zero = torch.zeros((), dtype=torch.float64)
-        local = sum((g.to_local().double().pow(2).sum().cpu() for g in grads if _is_sharded(g)), zero)
+        # on the grads' device: nccl reduces only CUDA tensors
+        zero = torch.zeros((), dtype=torch.float64, device=params[0].device if params else "cpu")
+        local = sum((g.to_local().double().pow(2).sum() for g in grads if _is_sharded(g)), zero)
         dist.all_reduce(local)
-        plain = sum((g.double().pow(2).sum().cpu() for g in grads if not _is_sharded(g)), zero)
+        plain = sum((g.double().pow(2).sum() for g in grads if not _is_sharded(g)), zero)
         total = float((local + plain).sqrt())
         coef = max_norm / (total + 1e-6)
         if coef < 1.0:
