@@ -14,6 +14,7 @@ from brewslm_core.train import TrainConfig, read_trace, train
 from brewslm_core.train.config import TrainConfigError
 from brewslm_core.train.engine import resolve_model_path
 from brewslm_core.train.handlers import ClassificationHandler, Seq2SeqHandler
+from brewslm_core.train.handlers.lora import count_params
 
 
 def qlora_config(**kw) -> TrainConfig:
@@ -69,10 +70,11 @@ def test_qlora_base_is_4bit_and_holds_less_than_lora():
     ids = handler.tokenizer("Name a colour.", return_tensors="pt")["input_ids"]
     qlora(input_ids=ids, labels=ids).loss.backward()
     assert all(p.grad is not None for p in adapters)
-    q_bytes = model_bytes(qlora)
+    q_bytes, q_count = model_bytes(qlora), count_params(qlora)
     del qlora
     lora = handler.build_model(TrainConfig(task_profile="seq2seq", method="lora", lora_r=4))
     l_bytes = model_bytes(lora)
+    assert q_count == count_params(lora)  # the same weights and adapters, however they are stored
     # the fp32 embedding (tied with the head) stays full size; the linear layers shrink 8x
     assert q_bytes < 0.5 * l_bytes, (q_bytes, l_bytes)
 

@@ -3,6 +3,7 @@ handler shares, and the one causal-LM loader the decoder-side handlers build on.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,7 +104,13 @@ def adapt(model: torch.nn.Module, config: TrainConfig, default_targets: Any) -> 
     return get_peft_model(model, lora)
 
 
+def _weights(p: torch.nn.Parameter) -> int:
+    """Weights a parameter stands for: a 4-bit one packs two per byte, its shape is the real one."""
+    state = getattr(p, "quant_state", None)
+    return int(math.prod(state.shape)) if state is not None else p.numel()
+
+
 def count_params(model: torch.nn.Module) -> dict[str, int]:
-    total = sum(p.numel() for p in model.parameters())
+    total = sum(_weights(p) for p in model.parameters())
     train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"total": total, "trainable": train}

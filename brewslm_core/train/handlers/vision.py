@@ -4,7 +4,7 @@ No pretrained vision weights install offline. The handler builds a 4-layer ViT f
 (64 x 64 images, 8 x 8 patches; see ``train/vision_model.py``) and an MLP projector into the
 language model's hidden size, and says so in its ``state()`` (``notes``, written to the run's
 plan.json) and in ``score()``. Vision encoder and projector are always trained; the language
-model gets LoRA (method "lora") or is trained fully (method "full").
+model gets LoRA (method "lora", or "qlora" over its 4-bit base) or is trained fully (method "full").
 
 Each ``<image>`` placeholder in a user turn becomes ``tokens_per_image`` slots (16 by default)
 whose input embeddings are replaced by that image's projected patches, in order. A record with
