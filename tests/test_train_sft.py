@@ -100,7 +100,7 @@ def test_cli_trains_from_manifest_and_prints_trace(project, shared_data):
     assert result["eval"]["n"] > 0
     trace = runner.invoke(app, ["train", "trace", str(project.root), result["run_id"], "--split", "train"])
     assert [json.loads(x)["step"] for x in trace.stdout.splitlines()] == [1, 2]
-    bad = runner.invoke(app, ["train", "run", str(project.root), "--set", "method=qlora"])
+    bad = runner.invoke(app, ["train", "run", str(project.root), "--set", "method=prefix-tuning"])
     assert bad.exit_code == 2 and "method must be one of" in bad.output
     missing = runner.invoke(app, ["train", "cancel", str(project.root), "exp-nope"])
     assert missing.exit_code == 2

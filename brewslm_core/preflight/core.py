@@ -451,7 +451,7 @@ def _build_plan(project: Project, manifest: Manifest, cfg: TrainConfig, ref: Mod
     per_step = probe.get("seconds_per_step")
     handler = HANDLERS.get(cfg.task_profile).__name__ if cfg.task_profile in HANDLERS else None
     lora = None
-    if cfg.method == "lora":
+    if cfg.method in ("lora", "qlora"):
         handler_cls = HANDLERS.get(cfg.task_profile) if cfg.task_profile in HANDLERS else None
         targets = cfg.lora_targets or getattr(handler_cls, "lora_targets", None)
         lora = {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "dropout": cfg.lora_dropout,
