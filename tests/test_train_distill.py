@@ -273,3 +273,11 @@ def test_cli_capture_teacher_prints_id_and_how_to_use_it(sft_project, tmp_path):
 
 def test_example_key_depends_on_ids_only():
     assert example_key([5, 6, 7]) == example_key((5, 6, 7)) != example_key([5, 6])
+
+
+def test_distill_is_refused_outside_sft_and_with_bad_weights():
+    with pytest.raises(ValueError, match="applies to task_profile 'seq2seq'"):
+        TrainConfig(task_profile="qa", distill_from="distill-1").check()
+    with pytest.raises(ValueError, match="distill_alpha"):
+        TrainConfig(task_profile="seq2seq", distill_from="distill-1", distill_alpha=1.5).check()
+    TrainConfig(task_profile="seq2seq", distill_from="distill-1").check()  # well-formed

@@ -79,6 +79,11 @@ class TrainConfig(Contract):
             out.append("lr must be positive")
         if self.method in ("lora", "qlora") and self.lora_r < 1:
             out.append("lora_r must be at least 1")
+        if self.distill_from and self.task_profile != "seq2seq":
+            out.append(
+                f"distill_from is an SFT recipe: it applies to task_profile 'seq2seq', "
+                f"not {self.task_profile!r}"
+            )
         if not 0.0 <= self.distill_alpha <= 1.0:
             out.append("distill_alpha must be between 0 and 1")
         if self.distill_temperature <= 0:

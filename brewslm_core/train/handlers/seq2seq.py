@@ -58,19 +58,8 @@ class Seq2SeqHandler:
         self._tally = [0.0, 0, 0.0, 0]  # ce sum, ce positions, kd sum, kd positions (this step)
 
     def bind(self, project: Any, run_dir: Path) -> None:
-        """Remember the project: teacher captures live there.
-
-        The engine calls this before ``setup``; the teacher needs the run's config, which only
-        ``setup`` receives, so this instance's ``setup`` also reads it (``use_teacher``).
-        """
+        """Remember the project (the engine calls this before ``setup``): captures live there."""
         self.project = project
-        loader = type(self).setup.__get__(self)
-
-        def setup_then_teacher(model_path: Path, train_rows: Sequence[dict], config: TrainConfig) -> None:
-            loader(model_path, train_rows, config)
-            self.use_teacher(config)
-
-        self.setup = setup_then_teacher  # type: ignore[method-assign]
 
     def use_teacher(self, config: TrainConfig) -> None:
         """Load the capture ``config.distill_from`` names (after setup: needs the tokenizer)."""
@@ -101,6 +90,7 @@ class Seq2SeqHandler:
         self.tokenizer = causal_tokenizer(self.model_path)
         self.max_length = config.max_length
         self.pack_length = config.pack_length
+        self.use_teacher(config)  # needs the tokenizer; a no-op unless distill_from is set
 
     def build_model(self, config: TrainConfig) -> torch.nn.Module:
         return load_causal_lm(self.model_path, config, self.lora_targets)
