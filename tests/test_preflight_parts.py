@@ -216,6 +216,12 @@ def test_fsdp_divides_weights_grads_and_optimizer_state_per_rank_not_activations
     budget = (one.total_mb + four.total_mb) / 2
     assert not estimate_memory(facts, cfg, device="cpu", budget_mb=budget).fits
     assert estimate_memory(facts, cfg, device="cpu", budget_mb=budget, shards=4).fits
+    # every rank builds the whole model before sharding it: with LoRA, that is the peak
+    lora = dataclasses.replace(facts_for(TrainConfig(method="lora")), block_params=106_202_880,
+                               block_trainable=4_884_480)
+    small = TrainConfig(task_profile="seq2seq", method="lora", batch_size=1, max_length=16)
+    est = estimate_memory(lora, small, device="cpu", budget_mb=1e9, shards=8)
+    assert est.total_mb == pytest.approx(134_515_008 * 4 / 2**20 + CPU_FRAMEWORK_MB, abs=0.1)
     # without block counts (an architecture with no blocks) nothing is sharded
     assert estimate_memory(SMOL, cfg, device="cpu", budget_mb=1e9, shards=4).total_mb \
         == one.total_mb

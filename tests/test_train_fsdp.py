@@ -77,9 +77,14 @@ def _ok(out) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["lora", "full"])
-def test_fsdp_ranks_end_with_the_weights_of_a_ddp_run(prepared: Project, method: str) -> None:
-    sets = [*SETS, f"method={method}"]
+@pytest.mark.parametrize(
+    "extra",
+    [("method=lora",), ("method=full",), ("method=lora", "batch_size=2", "grad_accum=2")],
+    ids=["lora", "full", "lora-accumulated"],
+)
+def test_fsdp_ranks_end_with_the_weights_of_a_ddp_run(prepared: Project, extra: tuple[str, ...]) -> None:
+    # accumulated: the blocks reduce-scatter once per step, after the last micro-batch
+    sets = [*SETS, *extra]
     _ok(_launch(prepared, "exp-ddpref1", *sets))
     _ok(_launch(prepared, "exp-fsdp001", *sets, "fsdp=true", fsdp=True))
     run_dir = prepared.run_dir("exp-fsdp001")

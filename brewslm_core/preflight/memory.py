@@ -250,6 +250,9 @@ def estimate_memory(
     overhead = CUDA_CONTEXT_MB if device == "cuda" else CPU_FRAMEWORK_MB
     parts = [x / MB for x in (weights, grads, optim, activations, logits)]
     total = sum(parts) + overhead
+    if shards > 1:
+        # every rank builds the whole model before cutting it into shards
+        total = max(total, facts.total_params * FP32 / MB + overhead)
     return MemoryEstimate(
         device=device,
         weights_mb=round(parts[0], 1),
