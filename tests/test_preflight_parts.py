@@ -321,7 +321,7 @@ def test_block_counts_come_from_the_models_own_blocks() -> None:
         bert = AutoModel.from_config(AutoConfig.from_pretrained(ref.path))
     in_blocks = sum(p.numel() for m in [bert.embeddings, *bert.encoder.layer] for p in m.parameters())
     full = model_facts(ref, TrainConfig(method="full"), n_labels=4)
-    assert full.no_split_modules == ("BertEmbeddings", "BertLayer")
+    assert set(full.no_split_modules) == {"BertEmbeddings", "BertLayer"}  # order varies
     assert full.block_params == full.block_trainable == in_blocks
     assert 0.9 * full.total_params < in_blocks < full.total_params  # pooler and head stay out
     lora = model_facts(ref, TrainConfig(method="lora"), n_labels=4)
