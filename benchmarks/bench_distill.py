@@ -15,32 +15,13 @@ plus absolute figures (positions/s, s/step) and this process's peak RSS.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import random
-import resource
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("BREWSLM_SHARED_DATA", REPO.parent / "shared" / "data"))
-
-
-def alpaca(n: int, seed: int = 0) -> list[dict]:
-    data = json.loads((DATA / "instruct" / "llamafactory_alpaca_en_demo.json").read_text("utf-8"))
-    random.Random(seed).shuffle(data)
-    rows = []
-    for d in data[:n]:
-        user = d["instruction"] + ("\n\n" + d["input"] if d["input"] else "")
-        messages = [{"role": "user", "content": user}, {"role": "assistant", "content": d["output"]}]
-        rows.append({"record": {"messages": messages}})
-    return rows
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from .common import alpaca, peak_rss_mb
 
 
 def step_seconds(trace_path: Path) -> list[float]:

@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -26,20 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("BREWSLM_SHARED_DATA", REPO.parent / "shared" / "data"))
+from .common import REPO, alpaca, peak_rss_mb
+
 METHODS = ("lora", "qlora")  # the first is the baseline
-
-
-def alpaca(n: int, seed: int = 0) -> list[dict]:
-    data = json.loads((DATA / "instruct" / "llamafactory_alpaca_en_demo.json").read_text("utf-8"))
-    random.Random(seed).shuffle(data)
-    rows = []
-    for d in data[:n]:
-        user = d["instruction"] + ("\n\n" + d["input"] if d["input"] else "")
-        messages = [{"role": "user", "content": user}, {"role": "assistant", "content": d["output"]}]
-        rows.append({"record": {"messages": messages}})
-    return rows
 
 
 def measure(method: str, args: argparse.Namespace) -> dict:
@@ -75,7 +62,7 @@ def measure(method: str, args: argparse.Namespace) -> dict:
         "step_s": statistics.median(step_s[1:] or step_s),
         "first_loss": losses[0],
         "last_loss": losses[-1],
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 
