@@ -104,6 +104,9 @@ def non_embedding_params(model) -> int:
 def flops_per_real_token(spec: dict, path, lengths: list[int], trainable: int) -> dict:
     """Model FLOPs per real token of a training step (forward + backward), see the docstring.
 
+    These are the model's FLOPs (the usual MFU convention): ours skips the LM head on prompt
+    tokens, so the work it really does per token is somewhat lower than the figure.
+
     Counted from the base model's shape (built on the meta device: no weights), the examples'
     real lengths and the run's trainable parameter count, so every variant gets the same figure.
     """
@@ -389,8 +392,8 @@ def main(argv: list[str] | None = None) -> None:
     }
     import torch
 
-    # the peak is measured with the runs' thread count; best of before and after, since the
-    # box may be shared (a busy moment only lowers it)
+    # the peak is measured with the runs' thread count, before and after every run: the best
+    # sample counts, since the box may be shared and a busy moment only lowers it
     torch.set_num_threads(args.threads)
     peak = matmul_peak_gflops()
     results = []
@@ -408,6 +411,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{spec['task']}/{spec['variant']} failed:\n{proc.stderr[-3000:]}")
             continue
         res = {**spec, **json.loads(line[0][7:]), "wall_s": time.perf_counter() - t}
+        peak = max(peak, matmul_peak_gflops())
         finish(res, peak)
         results.append(res)
         print(f"  done {spec['task']}/{spec['variant']}: {res['real_tok_s']:.0f} real tok/s "
