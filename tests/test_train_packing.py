@@ -52,7 +52,7 @@ def test_lay_out_restarts_positions_and_marks_segments():
 
 
 def test_config_lists_every_problem_at_once():
-    bad = TrainConfig(task_profile="clasification", method="qlora", batch_size=0, lr=-1)
+    bad = TrainConfig(task_profile="clasification", method="prefix-tuning", batch_size=0, lr=-1)
     with pytest.raises(TrainConfigError) as info:
         bad.check()
     msg = str(info.value)
