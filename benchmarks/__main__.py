@@ -30,11 +30,15 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"== {name}", flush=True)
         start = time.perf_counter()
+        # each benchmark parses sys.argv itself (some take ``argv``, some don't): give it none
+        saved, sys.argv = sys.argv, [name]
         try:
-            importlib.import_module(f"{__package__}.{name}").main([])
+            importlib.import_module(f"{__package__}.{name}").main()
         except Exception:  # one broken benchmark must not hide the others' figures
             traceback.print_exc()
             failed.append(name)
+        finally:
+            sys.argv = saved
         print(f"== {name} done in {time.perf_counter() - start:.1f} s\n", flush=True)
     if failed:
         print(f"failed: {', '.join(failed)}")
