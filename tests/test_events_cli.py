@@ -10,7 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from brewslm_core import Project
-from brewslm_core.events import cli as events_cli
+from brewslm_core.cli import events as events_cli
 
 
 @pytest.fixture()

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from typer.testing import CliRunner
 
-from brewslm_core.models.cli import register
+from brewslm_core.cli.models import register
 
 
 def _app() -> typer.Typer:

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from ..train.cli import parse_sets
+from .options import parse_sets
 
 STATUS_STYLE = {"pass": "green", "warn": "yellow", "block": "bold red", "skip": "dim"}
 
@@ -77,9 +77,9 @@ def register(app: typer.Typer) -> None:
 
         Exits 1 when blocked in strict mode, 2 on a usage error.
         """
+        from ..preflight.core import PreflightError, preflight
         from ..project import Project, ProjectError
         from ..train import TrainConfigError
-        from .core import PreflightError, preflight
 
         try:
             project = Project.open(project_dir)

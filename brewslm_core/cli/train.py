@@ -8,19 +8,7 @@ from pathlib import Path
 
 import typer
 
-
-def parse_sets(values: list[str]) -> dict:
-    """TrainConfig overrides from repeated ``--set key=value`` (values read as JSON when they parse)."""
-    out: dict = {}
-    for item in values:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise typer.BadParameter(f"--set takes key=value, got {item!r}")
-        try:
-            out[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key.strip()] = raw  # a bare string such as method=full
-    return out
+from .options import parse_sets
 
 
 def register(app: typer.Typer) -> None:
@@ -38,8 +26,8 @@ def register(app: typer.Typer) -> None:
         from tqdm import tqdm
 
         from ..project import Project, ProjectError
-        from .config import TrainConfigError
-        from .runner import train_project
+        from ..train.config import TrainConfigError
+        from ..train.runner import train_project
 
         try:
             project = Project.open(project_dir)
@@ -89,7 +77,7 @@ def register(app: typer.Typer) -> None:
         from ..models.ref import ModelNotAvailableError
         from ..prepare import ManifestError
         from ..project import Project, ProjectError
-        from .distill import capture_teacher
+        from ..train.distill import capture_teacher
 
         bar = tqdm(total=None, unit="batch", disable=as_json)
 
@@ -124,7 +112,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Ask a running run to stop; it checkpoints and stops within one step."""
         from ..project import Project
-        from .engine import CANCEL_FILE
+        from ..train.engine import CANCEL_FILE
 
         run = Project.open(project_dir).run_dir(run_id)
         if not run.is_dir():
@@ -141,7 +129,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Print a run's trace lines (JSON, one per line)."""
         from ..project import Project
-        from .trace import read_trace
+        from ..train.trace import read_trace
 
         for line in read_trace(Project.open(project_dir).run_dir(run_id) / "trace.jsonl", split):
             typer.echo(json.dumps(line))

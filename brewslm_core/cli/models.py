@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from .ref import ModelNotAvailableError
+from ..models.ref import ModelNotAvailableError
 
 
 def register(app: typer.Typer) -> None:
@@ -22,8 +22,8 @@ def register(app: typer.Typer) -> None:
         profile: str = typer.Option("classification", "--profile", help="Task profile"),
     ) -> None:
         """Print the ModelRef that BASE resolves to for PROFILE (nothing is converted)."""
+        from ..models.resolve import resolve_base
         from ..registry import UnknownNameError
-        from .resolve import resolve_base
 
         try:
             ref = resolve_base(base, profile)
@@ -39,9 +39,9 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Convert the offline defaults into the cache once; prints each ready folder."""
-        from .build import read_marker
-        from .load import materialize
-        from .resolve import resolve_base
+        from ..models.build import read_marker
+        from ..models.load import materialize
+        from ..models.resolve import resolve_base
 
         for name in names or ["smollm2", "whisper-tiny.en"]:
             try:

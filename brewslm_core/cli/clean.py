@@ -8,8 +8,8 @@ from pathlib import Path
 
 import typer
 
+from ..clean.config import PII_POLICIES, CleanConfig, CleanConfigError
 from ..project import Project, ProjectError
-from .config import PII_POLICIES, CleanConfig, CleanConfigError
 
 
 def _summary(report: dict) -> str:
@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         from .. import tasks
-        from .pipeline import start_clean
+        from ..clean.pipeline import start_clean
 
         err = Console(stderr=True)
         try:

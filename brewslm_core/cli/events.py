@@ -87,8 +87,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print JSON records instead of a table"),
     ) -> None:
         """List a project's RunEvents (newest first), or run SQL over them."""
+        from ..events.db import EventQueryError
         from ..project import Project, ProjectError
-        from .db import EventQueryError
 
         try:
             store = Project.open(project).events

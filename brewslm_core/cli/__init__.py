@@ -1,19 +1,19 @@
 """`brewslm …`: the command line over the same functions the notebooks call.
 
-Each stage package contributes its commands through ``<stage>/cli.py: register(app)``, so the
-stages stay independent and this file only wires them together.
+One module per command group (``cli/<group>.py: register(app)``); the engine packages know
+nothing of typer. Only groups that exist are listed, in pipeline order (the order of
+``brewslm --help``).
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
 from pathlib import Path
 
 import typer
 
-from .project import Project, ProjectError
+from ..project import Project, ProjectError
 
 app = typer.Typer(
     name="brewslm",
@@ -22,8 +22,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-# Order is the order of the pipeline, which is also the order in `brewslm --help`.
-STAGE_CLI_MODULES = (
+GROUPS = (
     "events",
     "models",
     "ingest",
@@ -33,10 +32,6 @@ STAGE_CLI_MODULES = (
     "prepare",
     "preflight",
     "train",
-    "evaluate",
-    "export",
-    "deploy",
-    "coach",
 )
 
 
@@ -51,22 +46,9 @@ def init(path: Path, name: str = typer.Option("", help="Project name (default: f
     typer.echo(json.dumps({"project": str(project.root), "id": project.id}))
 
 
-def _register_stage_commands() -> None:
-    for stage in STAGE_CLI_MODULES:
-        name = f"{__package__}.{stage}.cli"
-        if importlib.util.find_spec(f"{__package__}.{stage}") is None:
-            continue  # that stage is not built yet
-        if importlib.util.find_spec(name) is None:
-            continue
-        importlib.import_module(name).register(app)
-
-
-_register_stage_commands()
+for _group in GROUPS:
+    importlib.import_module(f"{__name__}.{_group}").register(app)
 
 
 def main() -> None:  # pragma: no cover - console entry
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
     app()

@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
         """Rank the shapes LOCATOR could be read as (never picks one for you)."""
         from ..contracts import FORCE_THRESHOLD
         from ..ingest import IngestError
-        from .core import introspect
+        from ..introspect.core import introspect
 
         try:
             found = introspect(locator, n=n)

@@ -15,8 +15,8 @@ def register(app: typer.Typer) -> None:
                          no_args_is_help=True)
 
     def _open(locator: str, project: Path | None):  # type: ignore[no-untyped-def]
+        from ..ingest import open_source
         from ..project import Project
-        from . import open_source
 
         proj = Project.open(project) if project else None
         return open_source(locator, project=proj)
@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
         project: Path | None = typer.Option(None, help="Project folder (applies its roots)"),
     ) -> None:
         """Rows, sentinel rows, fields with type and fill rate, encoding and notes, as JSON."""
-        from . import IngestError
+        from ..ingest import IngestError
 
         try:
             desc = _open(locator, project).describe(sample_size=sample)
@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
         project: Path | None = typer.Option(None, help="Project folder (applies its roots)"),
     ) -> None:
         """~n rows stratified through the source, one JSON line each with its row index."""
-        from . import IngestError, sample_rows
+        from ..ingest import IngestError, sample_rows
 
         try:
             picked = sample_rows(_open(locator, project), n)

@@ -59,8 +59,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON"),
     ) -> None:
         """Split committed rows into train/eval (+ gold) and write prepared/manifest.json."""
+        from ..prepare.build import PrepareError, prepare
         from ..project import Project, ProjectError
-        from .build import PrepareError, prepare
 
         try:
             project = Project.open(project_dir)

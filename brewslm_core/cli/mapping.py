@@ -73,8 +73,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Dry-run or commit LOCATOR read as SHAPE into PROJECT."""
         from ..ingest import IngestError
+        from ..mapping.engine import MappingError, commit, dry_run
         from ..project import Project, ProjectError
-        from .engine import MappingError, commit, dry_run
 
         if dry_run_flag == commit_flag:
             typer.echo("error: pass exactly one of --dry-run or --commit", err=True)
