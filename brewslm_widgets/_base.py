@@ -60,8 +60,12 @@ class BrewWidget(anywidget.AnyWidget):
         super().__init__(**kwargs)
         self.on_msg(self._dispatch)
 
-    def _guarded(self, fn: Any, *args: Any) -> None:
-        """Run an engine call; show its error in the widget instead of raising into the comm."""
+    def _guarded(self, fn: Any, *args: Any, reraise: bool = True) -> None:
+        """Run an engine call; its error shows in the widget and (from Python) reaches the caller.
+
+        A notebook cell that calls a widget method must fail when the engine refuses, so the
+        error is raised again; only a front-end click (``reraise=False``) has nobody to raise to.
+        """
         self.busy = True
         try:
             self.error = ""
@@ -69,6 +73,8 @@ class BrewWidget(anywidget.AnyWidget):
         except Exception as exc:  # surface every engine error in the widget, never lose it
             log.debug("widget call failed", exc_info=True)
             self.error = f"{type(exc).__name__}: {exc}"
+            if reraise:
+                raise
         finally:
             self.busy = False
 
@@ -80,7 +86,7 @@ class BrewWidget(anywidget.AnyWidget):
             return
         started = time.perf_counter()
         try:
-            self._guarded(handler, content)
+            self._guarded(handler, content, reraise=False)
         finally:
             self.last_action = {
                 "type": action,

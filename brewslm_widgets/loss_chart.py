@@ -55,7 +55,7 @@ class _TraceTail:
 
 
 @lru_cache(maxsize=1)
-def _plotly_js() -> str:
+def plotly_source() -> str:
     """plotly.js as bundled inside the installed plotly package (offline, no CDN)."""
     from plotly.offline import get_plotlyjs
 
@@ -66,10 +66,12 @@ class LossChart(BrewWidget):
     """Train loss (solid), eval loss (dashed) and learning rate (dotted, right axis) per step.
 
     One colour per run, so several runs overlay. The view draws with plotly.js from the plotly
-    package, sent once per page on request (a custom message, not a synced trait: a 4.6 MB
-    widget state would miss anywidget's model-initialisation window). ``live=True`` starts one
-    publisher thread that tails each run's trace.jsonl and updates ``series`` under
-    ``hold_sync``; training itself never runs on the kernel's thread.
+    package, carried in the widget's own state (``_plotly_js``): it arrives with the widget, so
+    the chart draws while the kernel is busy (Run All blocks the next cell in ``worker.join()``;
+    a request to the kernel would wait until training ends). The ES module stays small, so
+    anywidget's model initialisation is not slowed by it. ``live=True`` starts one publisher
+    thread that tails each run's trace.jsonl and updates ``series`` under ``hold_sync``;
+    training itself never runs on the kernel's thread.
     """
 
     _esm = static_text("common.js", "loss_chart.js")
@@ -78,11 +80,13 @@ class LossChart(BrewWidget):
     # one entry per (run, series): {"run", "series": loss|eval_loss|lr, "x": [...], "y": [...]}
     series = t.List(t.Dict()).tag(sync=True)
     title = t.Unicode("Loss per step").tag(sync=True)
+    # plotly.min.js from the installed plotly package; a view uses window.Plotly when present.
+    _plotly_js = t.Unicode("").tag(sync=True)
 
     def __init__(self, project: Any, run_ids: str | list[str], *, live: bool = True,
                  poll: float = 0.5, **kwargs: Any) -> None:
         runs = [run_ids] if isinstance(run_ids, str) else list(run_ids)
-        super().__init__(run_ids=runs, **kwargs)
+        super().__init__(run_ids=runs, _plotly_js=plotly_source(), **kwargs)
         self.project = project
         self.poll = poll
         self._tails = {r: _TraceTail(project.run_dir(r) / "trace.jsonl") for r in runs}
@@ -137,9 +141,6 @@ class LossChart(BrewWidget):
     def close(self) -> None:
         self.stop()
         super().close()
-
-    def _on_need_plotly(self, _content: dict) -> None:
-        self.send({"type": "plotly_js", "source": _plotly_js()})
 
     def _publish(self) -> None:
         while not self._stop.wait(self.poll):

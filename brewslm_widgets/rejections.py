@@ -68,6 +68,7 @@ class RejectionTable(BrewWidget):
         self.examples_per_reason = examples_per_reason
         self.report = None  # the engine's DryRunReport
         self.result = None  # the engine's CommitResult after a commit
+        self._examples: dict[str, list[dict[str, Any]]] = {}  # last examples seen per reason
         self.refresh()
 
     # ---- Python API -----------------------------------------------------------------
@@ -83,7 +84,7 @@ class RejectionTable(BrewWidget):
 
     def commit(self) -> Any:
         """Commit the rows (the explicit click); returns the CommitResult or raises."""
-        self._commit()
+        self._guarded(self._commit)
         return self.result
 
     # ---- engine calls ---------------------------------------------------------------
@@ -100,6 +101,11 @@ class RejectionTable(BrewWidget):
         from brewslm_core.contracts import ROW_REJECT_CODES
         from brewslm_core.mapping import dry_run
 
+        if self.committed:
+            # After a commit the table is the import's audit: a new dry run against the project
+            # would count the rows just written as duplicates of themselves.
+            self._show_audit()
+            return
         report = dry_run(
             self.locator,
             self.mapping.shape,
@@ -112,6 +118,7 @@ class RejectionTable(BrewWidget):
         )
         self.report = report
         examples = {g.reason: [_example(r) for r in g.examples] for g in report.groups}
+        self._examples.update({k: v for k, v in examples.items() if v})
         dropped = set(report.dropped_reasons)
         groups = [
             {
@@ -167,6 +174,39 @@ class RejectionTable(BrewWidget):
         with self.hold_sync():
             self.committed = result.to_dict()
             self.commit_event = event
+            self._show_audit()
+
+    def _show_audit(self) -> None:
+        """The committed import's own record: its counts by reason, examples as last seen."""
+        from brewslm_core.contracts import ROW_REJECT_CODES
+        from brewslm_core.mapping.store import read_imports
+
+        import_id = self.committed.get("import_id")
+        record = next((imp for imp in read_imports(self.project) if imp["import_id"] == import_id),
+                      None)
+        if record is None:
+            raise RuntimeError(f"import {import_id} is not in the project's import log")
+        by_reason = {str(k): int(v) for k, v in (record.get("by_reason") or {}).items()}
+        dropped = set(self.dropped_reasons)
+        with self.hold_sync():
+            self.summary = {
+                **self.summary,
+                "total": int(record["accepted"]) + int(record["rejected"]),
+                "accepted": int(record["accepted"]),
+                "rejected": int(record["rejected"]),
+                "config_id": record.get("config_id", self.summary.get("config_id")),
+                "import_id": import_id,
+            }
+            self.groups = [
+                {
+                    "reason": reason,
+                    "description": ROW_REJECT_CODES.get(reason, ""),
+                    "count": count,
+                    "dropped": reason in dropped,
+                    "examples": [] if reason in dropped else self._examples.get(reason, []),
+                }
+                for reason, count in sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0]))
+            ]
 
     @t.observe("force")
     def _observe_force(self, change: Any) -> None:

@@ -88,8 +88,8 @@ class EventTimeline(BrewWidget):
             self.total = len(rows)
 
     def _filters_changed(self, _change: Any) -> None:
-        if not self.sql:
-            self.refresh()
+        if not self.sql:  # a trait change (often from the view) has no caller to raise to
+            self._guarded(self._load, reraise=False)
 
     # ---- front-end actions ----------------------------------------------------------
     def _on_refresh(self, _content: dict) -> None:

@@ -122,10 +122,8 @@ def test_loss_chart_reads_train_eval_lr_and_waits_for_whole_lines(project):
     series = {s["series"]: s for s in chart.series}
     assert series["loss"]["y"] == [2.5, 2.1] and series["loss"]["x"] == [1, 2]
     assert series["eval_loss"]["y"] == [2.3] and series["lr"]["y"] == [1e-4, 2e-4]
-    sent = []
-    chart.send = lambda content, buffers=None: sent.append(content)  # capture the comm
-    click(chart, type="need_plotly")  # the view asks once per page for plotly.js
-    assert sent[0]["type"] == "plotly_js" and "Plotly" in sent[0]["source"]
+    # plotly.js travels in the widget's state: the view never has to ask a busy kernel.
+    assert "Plotly" in chart.get_state()["_plotly_js"]
 
     _write(path, tail='9, "lr": 3e-4}\n')  # the line is now complete
     assert chart.refresh() is True
@@ -230,8 +228,8 @@ def test_picker_force_box_only_below_threshold(project, shared_data):
 def test_picker_reports_a_missing_file(project, tmp_path):
     from brewslm_widgets import IntrospectionPicker
 
-    w = IntrospectionPicker(str(tmp_path / "nope.csv"), project=project)
-    assert "does not exist" in w.error and w.hypotheses == []
+    with pytest.raises(Exception, match="does not exist"):  # a notebook cell fails with it
+        IntrospectionPicker(str(tmp_path / "nope.csv"), project=project)
 
 
 # ---- RejectionTable ----------------------------------------------------------------------------
@@ -285,6 +283,19 @@ def test_bulk_drop_changes_only_the_rendered_sample(project, intents_csv, intent
 
     click(w, type="drop", reason="made_up_reason")
     assert "unknown reason code" in w.error and w.dropped_reasons == []
+    # The same from a notebook cell raises to the caller (and still shows in the widget).
+    with pytest.raises(ValueError, match="unknown reason code"):
+        w.drop("made_up_reason")
+    assert "unknown reason code" in w.error
+
+
+def test_python_calls_raise_to_the_notebook(events_project):
+    w = EventTimeline(events_project)
+    with pytest.raises(Exception, match="nope"):
+        w.run_sql("SELECT nope FROM run_events")
+    assert "nope" in w.error and w.rows == []
+    w.run_sql("")
+    assert w.error == "" and w.total == 3
 
 
 def test_commit_click_writes_rows_and_shows_its_event(project, intents_csv, intents_mapping):
@@ -306,6 +317,30 @@ def test_commit_click_writes_rows_and_shows_its_event(project, intents_csv, inte
     click(w, type="commit")  # a second click does not import twice
     assert "already committed" in w.error
     assert len(read_imports(project)) == 1
+    with pytest.raises(RuntimeError, match="already committed"):
+        w.commit()
+
+
+def test_after_a_commit_the_table_shows_the_imports_audit(project, intents_csv, intents_mapping):
+    from brewslm_core.mapping.store import read_imports
+    from brewslm_widgets import RejectionTable
+
+    w = RejectionTable(project, intents_csv, intents_mapping)
+    before = {g["reason"]: g["count"] for g in w.groups}
+    click(w, type="commit")
+    audit = read_imports(project)[0]
+    assert audit["accepted"] > 0
+    # Touching the table after the commit (drop, refresh) must not dry-run the source against
+    # the rows it just wrote: that would show every row as a duplicate of itself.
+    reason = w.groups[0]["reason"]
+    click(w, type="drop", reason=reason)
+    w.refresh()
+    assert w.error == ""
+    assert w.summary["accepted"] == audit["accepted"] == w.committed["accepted"]
+    assert w.summary["rejected"] == audit["rejected"]
+    assert {g["reason"]: g["count"] for g in w.groups} == audit["by_reason"] == before
+    assert next(g for g in w.groups if g["reason"] == reason)["dropped"] is True
+    assert all(g["examples"] for g in w.groups if g["reason"] != reason)
 
 
 def test_low_confidence_commit_needs_the_force_box(project, shared_data):

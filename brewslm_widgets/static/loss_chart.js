@@ -1,4 +1,4 @@
-// LossChart view: plotly.js (shipped by the plotly Python package, sent by the kernel).
+// LossChart view: plotly.js (shipped by the plotly Python package, carried in the widget state).
 
 function injectPlotly(source) {
   return new Promise((resolve, reject) => {
@@ -14,19 +14,14 @@ function injectPlotly(source) {
   });
 }
 
-// One copy per page: the first chart asks its kernel for plotly.js, every chart waits on it.
+// One copy per page: the source travels in the widget's state, so no kernel round trip is
+// needed (under Run All the kernel is busy until training ends).
 function loadPlotly(model) {
   if (window.Plotly) return Promise.resolve(window.Plotly);
   if (!window.__brewslmPlotly) {
-    window.__brewslmPlotly = new Promise((resolve, reject) => {
-      const onMessage = (msg) => {
-        if (!msg || msg.type !== "plotly_js") return;
-        model.off("msg:custom", onMessage);
-        injectPlotly(msg.source).then(resolve, reject);
-      };
-      model.on("msg:custom", onMessage);
-      model.send({ type: "need_plotly" });
-    });
+    const source = model.get("_plotly_js");
+    if (!source) return Promise.reject(new Error("plotly.js missing from the widget state"));
+    window.__brewslmPlotly = injectPlotly(source);
   }
   return window.__brewslmPlotly;
 }
