@@ -15,6 +15,26 @@ function renderCleaning({ model, el }) {
         : h("div", { class: "bsl-empty" }, "none"));
   }
 
+  // Bars with a y axis (rows) and an x axis (score 0-1); each bar's count on hover and on top.
+  function histogram(hist, max) {
+    const counts = (hist.counts || []).map((c) => Math.round(c));
+    const edges = hist.edges || [];
+    if (!counts.length) return h("div", { class: "bsl-empty" }, "no quality scores");
+    const minQ = (model.get("report").config || {}).min_quality;
+    return h("figure", { class: "bsl-histfig" },
+      h("figcaption", { class: "bsl-title" }, "Quality score histogram",
+        h("span", { class: "bsl-count" }, minQ !== undefined ? `rows below ${minQ} are outliers` : "")),
+      h("div", { class: "bsl-hist-area" },
+        h("div", { class: "bsl-hist-y" }, h("span", {}, String(Math.round(max))), h("span", {}, "0")),
+        h("div", { class: "bsl-hist" }, counts.map((c, i) =>
+          h("div", { class: "bsl-hist-col", title: `score ${fmt(edges[i])}–${fmt(edges[i + 1])}: ${c} rows` },
+            h("span", { class: "bsl-hist-n" }, c ? String(c) : ""),
+            h("div", { class: "bsl-hist-bar", style: { height: `${(100 * c) / max}%` } }))))),
+      h("div", { class: "bsl-hist-x" },
+        h("span", {}, fmt(edges[0])), h("span", {}, "quality score →"), h("span", {}, fmt(edges[edges.length - 1]))),
+      h("div", { class: "bsl-hist-ylabel bsl-muted" }, "bar height = rows in that score range"));
+  }
+
   function draw() {
     const state = model.get("state");
     const running = state === "queued" || state === "running";
@@ -38,9 +58,7 @@ function renderCleaning({ model, el }) {
               model.get("report").blocked ? h("b", { class: "bsl-blocked" }, " · BLOCKED by the PII policy") : ""),
             kv("Removed by reason", model.get("removed_by_reason"), "bsl-removed"),
             kv("PII findings by type", model.get("pii_by_type"), "bsl-pii"),
-            h("div", { class: "bsl-title" }, "Quality score histogram"),
-            h("div", { class: "bsl-hist" }, (hist.counts || []).map((c, i) =>
-              h("div", { title: `${hist.edges[i]}–${hist.edges[i + 1]}: ${c}`, style: { height: `${(100 * c) / max}%` } }))))
+            histogram(hist, max))
         : null,
     );
     track.settle();

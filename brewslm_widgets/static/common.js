@@ -26,6 +26,7 @@ function fill(el, ...children) {
 
 function fmt(value) {
   if (value === null || value === undefined) return "";
+  if (typeof value === "number") return Number.isInteger(value) ? String(value) : String(+value.toFixed(4));
   if (typeof value === "object") return JSON.stringify(value);
   return String(value);
 }

@@ -52,7 +52,9 @@ function renderRejections({ model, el }) {
             `Commit ${s.accepted ?? ""} rows`));
 
     fill(root,
-      h("div", { class: "bsl-title" }, `Dry run: ${model.get("shape")}`, h("span", { class: "bsl-count" }, model.get("locator"))),
+      h("div", { class: "bsl-title" },
+        committed.import_id ? `Committed import ${committed.import_id}: ${model.get("shape")} (its audit)` : `Dry run: ${model.get("shape")}`,
+        h("span", { class: "bsl-count" }, model.get("locator"))),
       h("div", { class: "bsl-summary" },
         h("span", { class: "bsl-total" }, `${s.total ?? 0} rows`), " · ",
         h("span", { class: "bsl-accepted" }, `${s.accepted ?? 0} accepted`), " · ",

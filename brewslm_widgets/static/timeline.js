@@ -39,13 +39,25 @@ function renderTimeline({ model, el }) {
     const payloadAt = columns.indexOf("payload");
     const shown = columns.filter((c) => c !== "payload" && c !== "project_id");
 
+    const hadFocus = document.activeElement && document.activeElement.classList.contains("bsl-sql")
+      && root.contains(document.activeElement);
+    const runSql = () => track.send({ type: "sql", sql: sqlDraft });
     const sqlBox = h("textarea", {
       class: "bsl-sql",
-      rows: 2,
-      placeholder: "SELECT stage, count(*) FROM run_events GROUP BY stage",
-      value: sqlDraft,
+      rows: 3,
+      spellcheck: "false",
+      title: "SQL over run_events (DuckDB). Ctrl+Enter runs it.",
+      placeholder: "e.g. SELECT stage, count(*) FROM run_events GROUP BY stage  (Ctrl+Enter runs)",
       oninput: (e) => (sqlDraft = e.target.value),
+      onkeydown: (e) => {
+        if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+          e.preventDefault();
+          e.stopPropagation(); // JupyterLab would run the cell instead
+          runSql();
+        }
+      },
     });
+    sqlBox.value = sqlDraft; // a textarea's text is its value, not a "value" attribute
     const controls = h(
       "div",
       { class: "bsl-controls" },
@@ -59,7 +71,7 @@ function renderTimeline({ model, el }) {
       "div",
       { class: "bsl-sql-row" },
       sqlBox,
-      h("button", { class: "bsl-run-sql", onclick: () => track.send({ type: "sql", sql: sqlDraft }) }, "Run SQL"),
+      h("button", { class: "bsl-run-sql bsl-primary", onclick: runSql, title: "Ctrl+Enter" }, "Run SQL"),
       model.get("sql")
         ? h("button", { class: "bsl-clear-sql", onclick: () => { sqlDraft = ""; track.send({ type: "sql", sql: "" }); } }, "Back to filters")
         : null,
@@ -107,10 +119,16 @@ function renderTimeline({ model, el }) {
       errorLine(model),
       rows.length ? table : h("div", { class: "bsl-empty" }, model.get("error") ? "" : "No events match."),
     );
+    if (hadFocus) {
+      const box = root.querySelector(".bsl-sql");
+      box.focus();
+      box.setSelectionRange(box.value.length, box.value.length);
+    }
     track.settle();
   }
 
   model.on("change:rows", draw);
+  model.on("change:busy", draw);
   model.on("change:error", draw);
   model.on("change:sql", () => { sqlDraft = model.get("sql"); draw(); });
   model.on("change:last_action", draw);
