@@ -131,6 +131,20 @@ def test_cancel_then_resume_matches_an_uninterrupted_run(project, shared_data):
         torch.testing.assert_close(got[key], want[key], atol=1e-5, rtol=1e-4)
 
 
+def test_max_steps_overrides_epochs_and_says_so(project, shared_data):
+    rows = banking_rows(shared_data, 16)  # batch 8: 2 steps per epoch
+    res = train(project, small(max_steps=5, epochs=1), rows)
+    assert res.status == "completed", res.error
+    assert res.steps == res.total_steps == 5  # not 2 (one epoch), as the HF Trainer does
+    trace = read_trace(project.run_dir(res.run_id) / "trace.jsonl", "train")
+    assert [t["step"] for t in trace] == [1, 2, 3, 4, 5] and trace[-1]["epoch"] == 2.5
+    plan = json.loads((project.run_dir(res.run_id) / "plan.json").read_text())
+    assert plan["steps_note"].startswith("max_steps=5 overrides epochs=1")
+    notes = events_of(project, res.run_id)["payload"].iloc[0]["notes"]
+    assert plan["steps_note"] in notes
+    assert TrainConfig(epochs=3).total_steps(2) == 6 and TrainConfig(epochs=3).steps_note(2) is None
+
+
 def test_cancel_file_timeout_and_oom_watchdog_are_recorded(project, shared_data):
     import torch
 

@@ -414,8 +414,7 @@ def _check_memory(cfg: TrainConfig, ref: ModelRef, manifest: Manifest | None, de
 def _total_steps(cfg: TrainConfig, train_rows: int) -> int:
     batches = -(-max(train_rows, 1) // cfg.batch_size)
     per_epoch = -(-batches // cfg.grad_accum)
-    total = per_epoch * cfg.epochs
-    return min(total, cfg.max_steps) if cfg.max_steps else total
+    return cfg.total_steps(per_epoch)
 
 
 def _overrides(cfg: TrainConfig, manifest: Manifest) -> dict[str, Any]:

@@ -29,7 +29,7 @@ class TrainConfig(Contract):
     weight_decay: float = 0.0
     warmup_steps: int = 0
     epochs: int = 1
-    max_steps: int | None = None  # stop after this many optimizer steps (across epochs)
+    max_steps: int | None = None  # when set, the run length in optimizer steps: overrides epochs (HF Trainer)
     batch_size: int = 16  # examples per micro-batch
     grad_accum: int = 1  # micro-batches per optimizer step
     max_length: int = 128  # tokens per example (longer ones are truncated)
@@ -52,6 +52,23 @@ class TrainConfig(Contract):
     distill_alpha: float = 0.5  # weight of the teacher term; 1 - alpha stays on the labels
     distill_temperature: float = 1.0
     fsdp: bool = False  # shard weights/grads/optimizer state across ranks (multi-process runs)
+
+    def total_steps(self, steps_per_epoch: int) -> int:
+        """Optimizer steps of a run: ``max_steps`` when set (it overrides ``epochs``, as in the HF
+        Trainer: the data is cycled for as many epochs as it takes), else ``epochs`` full passes."""
+        if self.max_steps:
+            return self.max_steps
+        return max(steps_per_epoch, 1) * self.epochs
+
+    def steps_note(self, steps_per_epoch: int) -> str | None:
+        """Says out loud how ``max_steps`` changed the run length against ``epochs``; None without it."""
+        if not self.max_steps:
+            return None
+        per = max(steps_per_epoch, 1)
+        return (
+            f"max_steps={self.max_steps} overrides epochs={self.epochs}: {self.max_steps} steps "
+            f"= {self.max_steps / per:.2f} passes over the data ({per} steps per epoch)"
+        )
 
     def problems(self) -> list[str]:
         from .handlers import HANDLERS

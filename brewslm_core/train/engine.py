@@ -202,6 +202,7 @@ class _Run:
         self.sharding: Replicated = Replicated(self.dist)
         self.together = True  # False once a rank fails on its own (see _failure)
         self.device: Any = None
+        self.steps_note: str | None = None  # how max_steps overrode epochs, said in plan and event
 
     # ---- stop checks (called between micro-batches: "within one step") -----------------
     def _local_stop(self) -> TrainingStopped | None:
@@ -260,8 +261,8 @@ class _Run:
         if self.dist.active:  # each rank trains its share of every epoch's batches
             batches_per_epoch = math.ceil(batches_per_epoch / self.dist.world)
         steps_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accum)
-        total = steps_per_epoch * cfg.epochs
-        self.total_steps = min(total, cfg.max_steps) if cfg.max_steps else total
+        self.total_steps = cfg.total_steps(steps_per_epoch)
+        self.steps_note = cfg.steps_note(steps_per_epoch)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, _linear_schedule(cfg.warmup_steps, self.total_steps)
         )
@@ -417,6 +418,8 @@ class _Run:
         }
         if self.sharding.note:
             plan["sharding_note"] = self.sharding.note
+        if self.steps_note:
+            plan["steps_note"] = self.steps_note
         self.dir.mkdir(parents=True, exist_ok=True)
         if not self.dist.main:
             return
@@ -506,7 +509,7 @@ def _record_success(run: _Run, result: TrainResult) -> None:
                 "adapter_dir": result.adapter_dir,
                 # Caveats a handler wants on the record (e.g. a randomly initialised encoder).
                 "notes": list(run.handler.state().get("notes", []))
-                + ([run.sharding.note] if run.sharding.note else []),
+                + [note for note in (run.sharding.note, run.steps_note) if note],
             },
         )
 
