@@ -1,7 +1,10 @@
 """Every lesson and the dashboard run top to bottom under nbmake, in smoke mode.
 
 Each notebook runs in its own pytest subprocess (nbmake starts a real kernel) with
-BREWSLM_SMOKE=1, the shared data folder, and a private lesson directory.
+BREWSLM_SMOKE=1 (which turns on the lessons' autopilot: the clicks a learner makes), the
+shared data folder, and a private lesson directory. Track 1 is one project carried through
+its four lessons, so they run in order in one lesson directory. The learner's path (Run All,
+then the clicks) is tested in real JupyterLab in tests/browser/test_lessons_browser.py.
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ LESSONS = sorted((REPO / "notebooks").glob("track-*/lesson-*.ipynb"))
 
 
 def run_nbmake(notebook: Path, tmp_path: Path, shared_data: Path, **env: str) -> None:
+    run_nbmake_all([notebook], tmp_path, shared_data, **env)
+
+
+def run_nbmake_all(notebooks: list[Path], tmp_path: Path, shared_data: Path, **env: str) -> None:
     environ = {
         **os.environ,
         "BREWSLM_SMOKE": "1",
@@ -28,12 +35,14 @@ def run_nbmake(notebook: Path, tmp_path: Path, shared_data: Path, **env: str) ->
         "HF_DATASETS_OFFLINE": "1",
         **env,
     }
+    # -p no:randomly and one process: nbmake keeps the command line's order (Track 1 needs it).
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbmake",
-         "--nbmake-timeout=900", str(notebook)],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+         "--nbmake", "--nbmake-timeout=900", *map(str, notebooks)],
         cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=1200,
     )
-    assert proc.returncode == 0, f"{notebook.name} failed:\n{proc.stdout[-6000:]}{proc.stderr[-2000:]}"
+    names = ", ".join(n.name for n in notebooks)
+    assert proc.returncode == 0, f"{names} failed:\n{proc.stdout[-6000:]}{proc.stderr[-2000:]}"
 
 
 def test_every_track_has_lessons():
@@ -41,11 +50,31 @@ def test_every_track_has_lessons():
     assert tracks == {"track-1-first-model", "track-2-data-you-can-trust", "track-3-with-brewslm"}
 
 
-@pytest.mark.parametrize("notebook", LESSONS, ids=[p.stem for p in LESSONS])
+TRACK_1 = [p for p in LESSONS if p.parent.name == "track-1-first-model"]
+STANDALONE = [p for p in LESSONS if p not in TRACK_1]
+
+
+def test_track_1_runs_in_order_in_one_project(tmp_path: Path, shared_data: Path):
+    pytest.importorskip("torch")
+    assert [p.stem[:9] for p in TRACK_1] == ["lesson-01", "lesson-02", "lesson-03", "lesson-04"]
+    run_nbmake_all(TRACK_1, tmp_path, shared_data)
+    from brewslm_core import Project
+    from brewslm_core.mapping.store import read_imports
+
+    project = Project.open(tmp_path / "lesson" / "track-1" / "project")
+    assert [imp["locator"].rsplit("/", 1)[-1] for imp in read_imports(project)] == [
+        "brew_intents.csv", "inbox_batch.csv"]  # lesson 02's commit, then lesson 03's batch
+    assert len(list(project.runs_dir.iterdir())) == 1  # lesson 04's run
+
+
+@pytest.mark.parametrize("notebook", STANDALONE, ids=[p.stem for p in STANDALONE])
 def test_lesson_runs_in_smoke_mode(notebook: Path, tmp_path: Path, shared_data: Path):
-    if "train" in notebook.stem:
-        pytest.importorskip("torch")
     run_nbmake(notebook, tmp_path, shared_data)
+
+
+def test_track_1_lesson_02_says_what_is_missing_without_lesson_01(tmp_path: Path, shared_data: Path):
+    with pytest.raises(AssertionError, match="first lesson"):
+        run_nbmake(TRACK_1[1], tmp_path, shared_data)
 
 
 def test_dashboard_runs_over_a_project(tmp_path: Path, shared_data: Path):

@@ -183,6 +183,11 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
             (settings / "notification.jupyterlab-settings").write_text(
                 json.dumps({"fetchNews": "false", "checkForUpdates": False})
             )
+            # Render every cell (JupyterLab 4 leaves off-screen cells out of the DOM by default).
+            nb_settings = home / "settings" / "@jupyterlab" / "notebook-extension"
+            nb_settings.mkdir(parents=True, exist_ok=True)
+            (nb_settings / "tracker.jupyterlab-settings").write_text(
+                json.dumps({"windowingMode": "none"}))
             cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
                    "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
                    "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
