@@ -161,6 +161,11 @@ class Project:
         return self.root / "exports"
 
     @property
+    def deployments_dir(self) -> Path:
+        """Append-only DeploymentVersion revisions (deploy stage)."""
+        return self.root / "deployments"
+
+    @property
     def events_dir(self) -> Path:
         return self.root / "events"
 

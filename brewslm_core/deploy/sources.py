@@ -1,0 +1,166 @@
+"""What deploy reads from the stages below it: export bundles, eval reports, gold rows.
+
+Bundles come only through ``brewslm_core.export.load_bundle`` and reports only through
+``brewslm_core.evaluate.latest_report``; this module turns them into the few facts deploy needs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..project import Project
+from .store import DeploymentError
+
+
+@dataclass(frozen=True)
+class ServeSpec:
+    """How to serve one export: read from its bundle's ``serve`` block."""
+
+    export_id: str
+    format: str
+    source_run: str
+    task_profile: str
+    kind: str  # causal_lm | encoder
+    model_dir: Path  # absolute
+    adapter_dir: Path | None  # absolute, when a LoRA adapter is served beside the base
+    served_model_name: str
+    command: tuple[str, ...]
+    bundle_dir: Path
+
+
+def _get(obj: Any, name: str, default: Any = None) -> Any:
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def _manifest_json(project: Project, export_id: str) -> dict[str, Any]:
+    """The agreed on-disk manifest, read directly: only while the export stage has no load_bundle."""
+    path = project.exports_dir / export_id / "manifest.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no export {export_id} ({path} is missing)")
+    return {**json.loads(path.read_text(encoding="utf-8")), "path": str(path.parent)}
+
+
+def _load_bundle() -> Any:
+    try:
+        from ..export import load_bundle
+    except ImportError:  # the export stage has not landed its public API yet
+        return _manifest_json
+    return load_bundle
+
+
+def _reports_json(project: Project, run_id: str) -> dict[str, Any] | None:
+    """The newest ``runs/<run>/evals/*/report.json``: only while evaluate has no latest_report."""
+    found = [
+        json.loads(p.read_text(encoding="utf-8"))
+        for p in (project.runs_dir / run_id / "evals").glob("*/report.json")
+    ]
+    return max(found, key=lambda r: str(r.get("created_at"))) if found else None
+
+
+def _latest_report() -> Any:
+    try:
+        from ..evaluate import latest_report
+    except ImportError:  # the evaluate stage has not landed its public API yet
+        return _reports_json
+    return latest_report
+
+
+def serve_spec(project: Project, export_id: str) -> ServeSpec:
+    """The serve facts of ``exports/<export_id>`` (through the export stage's ``load_bundle``)."""
+    load_bundle = _load_bundle()
+    try:
+        bundle = load_bundle(project, export_id)
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        raise DeploymentError(
+            f"export {export_id!r} cannot be deployed: {exc}; list exports with `brewslm export list`"
+        ) from exc
+    bundle_dir = Path(_get(bundle, "path") or project.exports_dir / export_id)
+    serve = _get(bundle, "serve") or {}
+    if not serve or not _get(serve, "model_dir"):
+        raise DeploymentError(
+            f"export {export_id} ({_get(bundle, 'format')}) has no serve block in its manifest; "
+            "export with --format vllm or hf (or gguf for llama.cpp) to deploy it"
+        )
+
+    def where(rel: str | None) -> Path | None:
+        if not rel:
+            return None
+        p = Path(rel)
+        return p if p.is_absolute() else (bundle_dir / p)
+
+    model_dir = where(_get(serve, "model_dir"))
+    assert model_dir is not None
+    return ServeSpec(
+        export_id=str(_get(bundle, "export_id") or export_id),
+        format=str(_get(bundle, "format")),
+        source_run=str(_get(bundle, "source_run")),
+        task_profile=str(_get(bundle, "task_profile")),
+        kind=str(_get(serve, "kind") or "causal_lm"),
+        model_dir=model_dir,
+        adapter_dir=where(_get(serve, "adapter_dir")),
+        served_model_name=str(_get(serve, "served_model_name") or export_id),
+        command=tuple(_get(serve, "command") or ()),
+        bundle_dir=bundle_dir,
+    )
+
+
+def promotable(project: Project, run_id: str) -> tuple[bool, str, str | None]:
+    """(promotable, why, eval_id) from the run's latest eval report."""
+    report = _latest_report()(project, run_id)
+    if report is None:
+        return False, f"run {run_id} has no eval report; run `brewslm eval PROJECT {run_id}` first", None
+    eval_id = _get(report, "eval_id")
+    if not _get(report, "promotable"):
+        why = _get(report, "not_promotable_reason") or "a gate failed"
+        return False, f"eval {eval_id} of {run_id} is not promotable: {why}", eval_id
+    return True, f"eval {eval_id} passed its gates", eval_id
+
+
+@dataclass(frozen=True)
+class GoldExample:
+    id: str
+    messages: tuple[dict[str, str], ...]  # the prompt (chat) for generative tasks
+    text: str | None  # the input for encoder tasks
+    expected: str
+
+
+def _example(row: dict[str, Any], i: int) -> GoldExample | None:
+    rec = row.get("record") or {}
+    rid = str(row.get("text_hash") or row.get("row_index") or i)
+    msgs = rec.get("messages")
+    if isinstance(msgs, list) and msgs and msgs[-1].get("role") == "assistant":
+        prompt = tuple({"role": m["role"], "content": m["content"]} for m in msgs[:-1])
+        return GoldExample(id=rid, messages=prompt, text=None, expected=str(msgs[-1]["content"]))
+    if "instruction" in rec and "output" in rec:
+        user = rec["instruction"] + ("\n\n" + rec["input"] if rec.get("input") else "")
+        return GoldExample(
+            id=rid, messages=({"role": "user", "content": user},), text=None, expected=str(rec["output"])
+        )
+    if "text" in rec and "label" in rec:
+        return GoldExample(id=rid, messages=(), text=str(rec["text"]), expected=str(rec["label"]))
+    return None
+
+
+def gold_examples(project: Project, limit: int | None = None) -> tuple[str, list[GoldExample]]:
+    """The prepared gold split (else the eval split): (source, examples), at most ``limit``."""
+    for split in ("gold", "eval"):
+        path = project.prepared_dir / f"{split}.jsonl"
+        if not path.is_file():
+            continue
+        out = []
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+            if not line.strip():
+                continue
+            ex = _example(json.loads(line), i)
+            if ex is not None:
+                out.append(ex)
+            if limit is not None and len(out) >= limit:
+                break
+        if out:
+            return f"prepared/{split}.jsonl", out
+    return "none", []
