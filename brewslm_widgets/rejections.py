@@ -179,7 +179,7 @@ class RejectionTable(BrewWidget):
     def _show_audit(self) -> None:
         """The committed import's own record: its counts by reason, examples as last seen."""
         from brewslm_core.contracts import ROW_REJECT_CODES
-        from brewslm_core.mapping.store import read_imports
+        from brewslm_core.mapping import read_imports
 
         import_id = self.committed.get("import_id")
         record = next((imp for imp in read_imports(self.project) if imp["import_id"] == import_id),

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..mapping.shapes import CHAT_SHAPES
+from ..contracts.shapes import CHAT_SHAPES
 from .pii import Finding, detect, mask
 from .text import normalise
 

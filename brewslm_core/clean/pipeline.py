@@ -12,7 +12,7 @@ Order of steps for each committed row (each one counts what it changed or remove
 4. chunk the kept documents into token windows for retrieval.
 
 rows.jsonl keeps the committed line schema with the cleaned ``record``; its ``text_hash`` is
-recomputed on the cleaned record (``mapping.shapes.text_hash``) and the committed one is kept as
+recomputed on the cleaned record (``contracts.shapes.text_hash``) and the committed one is kept as
 ``clean.source_text_hash``.
 
 Under the ``block`` policy any PII finding blocks the dataset: report.json says ``blocked``,
@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from ..contracts.base import Contract, contract
+from ..contracts.shapes import MEDIA_SHAPES, record_text, text_hash
 from ..locks import file_lock
-from ..mapping import store
-from ..mapping.shapes import MEDIA_SHAPES, record_text, text_hash
+from ..mapping import read_committed, read_imports
 from ..project import Project
 from .config import CleanConfig
 from .dedup import NearDupIndex, exact_key
@@ -80,7 +80,7 @@ def input_fingerprint(project: Project) -> tuple[str, int]:
     """(sha256 over the committed bytes of synthetic.jsonl, committed row count)."""
     digest = hashlib.sha256()
     rows = 0
-    imports = store.read_imports(project)
+    imports = read_imports(project)
     if imports:
         with open(project.synthetic_path, "rb") as fh:
             for imp in imports:
@@ -196,7 +196,7 @@ def _run(project: Project, cfg: CleanConfig, ctx: Any) -> CleanReport:
     pass1 = _Writer(outdir / "metadata.pass1.jsonl")
     try:
         ctx.progress(0, total, "cleaning rows")
-        for n_rows, row in enumerate(store.read_committed(project), start=1):
+        for n_rows, row in enumerate(read_committed(project), start=1):
             if n_rows % _TICK == 0:
                 ctx.check_cancelled()
                 ctx.progress(n_rows, total, "cleaning rows")

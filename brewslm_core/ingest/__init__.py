@@ -6,9 +6,10 @@
 """
 
 from ..contracts import SentinelRow, SourceDescription
+from . import sources as _sources  # noqa: F401  (registers the built-in connectors)
 from .base import CONNECTORS, Connector, IngestError, Row
 from .describe import sample_rows
-from .sources import open_source
+from .open import open_connector, open_source
 
 __all__ = [
     "CONNECTORS",
@@ -17,6 +18,7 @@ __all__ = [
     "Row",
     "SentinelRow",
     "SourceDescription",
+    "open_connector",
     "open_source",
     "sample_rows",
 ]

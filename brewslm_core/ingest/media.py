@@ -22,6 +22,7 @@ from typing import Any
 from ..contracts import SentinelRow, SourceDescription
 from .base import IngestError, Row, check_inside, display_raw
 from .describe import describe_source
+from .open import open_source
 
 AUDIO = {".wav", ".flac", ".mp3", ".ogg"}
 IMAGE = {".png", ".jpg", ".jpeg", ".webp"}
@@ -96,8 +97,6 @@ class MediaDirConnector:
         return index
 
     def _find_sidecar(self, index: dict[str, Path]) -> tuple[Any, str] | None:
-        from .sources import open_source
-
         best: tuple[float, Any, str] | None = None
         for candidate in sorted(self.root.iterdir()):
             if not candidate.is_file() or candidate.suffix.lower() not in SIDECAR_SUFFIXES:

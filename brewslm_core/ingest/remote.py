@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ..contracts import SourceDescription
 from .base import Connector, IngestError, Row, check_inside, resolve_path
 from .describe import describe_source
+from .open import open_source
 
 if TYPE_CHECKING:
     from ..project import Project
@@ -205,8 +206,6 @@ class KaggleConnector:
 
 def open_kaggle(target: str, *, locator: str, roots: list[Path] | None,
                 project: Project | None) -> Connector:
-    from .sources import open_source
-
     comp, _, slug = target.partition(":")
     if not comp or not slug:
         raise IngestError(f"kaggle locator {locator!r} needs kaggle:COMPETITION:FILE "

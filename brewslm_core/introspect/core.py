@@ -8,22 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..contracts import ProposedMapping, SentinelRow, ShapeHypothesis
 from ..contracts.reasons import SHAPES
+from ..ingest import Connector, open_connector, sample_rows
 from .detectors import DETECTORS
 from .profile import SampleProfile
 
 if TYPE_CHECKING:
-    from ..ingest.base import Connector
     from ..project import Project
-
-
-def open_connector(source: str | Connector, project: Project | None = None) -> Connector:
-    if isinstance(source, os.PathLike):
-        source = os.fspath(source)
-    if not isinstance(source, str):
-        return source
-    from ..ingest import open_source
-
-    return open_source(source, project=project)
 
 
 def introspect(source: str | os.PathLike[str] | Connector, n: int = 20,
@@ -32,8 +22,6 @@ def introspect(source: str | os.PathLike[str] | Connector, n: int = 20,
 
     Raises ingest.IngestError when the source cannot be read at all.
     """
-    from ..ingest import sample_rows
-
     conn = open_connector(source, project)
     sample = [row for _, row in sample_rows(conn, n=n)]
     return rank_rows(sample, base_dir=getattr(conn, "base_dir", None))

@@ -1,5 +1,6 @@
 """Map stage: dry run and commit of source rows into canonical shape records (see shapes.py)."""
 
+from ..contracts.shapes import record_text, text_hash
 from .engine import (
     LowConfidenceError,
     MappingError,
@@ -11,7 +12,6 @@ from .engine import (
 )
 from .fields import RowReject
 from .mappers import MAPPERS
-from .shapes import record_text, text_hash
 from .store import read_committed, read_imports
 
 __all__ = [

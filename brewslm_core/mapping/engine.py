@@ -20,13 +20,14 @@ from ..contracts import (
     SentinelRow,
     TransformedRow,
 )
+from ..contracts.shapes import RECORD_KEYS, check_shape, hash_bytes, task_profile
+from ..ingest import Connector, open_connector
+from ..introspect import introspect
 from .fields import RowReject
 from .mappers import MAPPERS, reset_media_cache
-from .shapes import RECORD_KEYS, check_shape, hash_bytes, task_profile
 from .store import append_commit, read_committed
 
 if TYPE_CHECKING:
-    from ..ingest.base import Connector
     from ..project import Project
 
 
@@ -51,14 +52,10 @@ def config_id(shape: str, field_map: dict[str, str] | None, options: dict | None
 
 # ---- resolving the mapping ----------------------------------------------------------------
 def _connector(source: str | Connector, project: Project | None) -> Connector:
-    from ..introspect.core import open_connector
-
     return open_connector(source, project)
 
 
 def _hypothesis(conn: Connector, shape: str, hyps: list | None = None):
-    from ..introspect.core import introspect
-
     return next((h for h in (introspect(conn) if hyps is None else hyps) if h.shape == shape),
                 None)
 
@@ -183,8 +180,6 @@ def commit(project: Project, source: str | Connector, shape: str,
     below FORCE_THRESHOLD, unless ``force``. Emits ingestion/dataset_import_run on success and
     dataset_import_failed (then re-raises) when it fails before any row is committed.
     """
-    from ..introspect.core import introspect
-
     locator = source if isinstance(source, str) else source.locator
     state: dict[str, Any] = {"stage": "opening the source"}
     try:

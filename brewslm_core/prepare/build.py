@@ -19,8 +19,8 @@ from ..contracts.prepare import (
     file_sha256_and_rows,
 )
 from ..contracts.reasons import SHAPES, TASK_PROFILES
+from ..contracts.shapes import RECORD_KEYS
 from ..locks import file_lock
-from ..mapping.shapes import RECORD_KEYS
 from ..project import Project
 from . import profile as prof
 from .source import CleanBlockedError, load_rows

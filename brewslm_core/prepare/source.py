@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from ..mapping.store import read_committed, read_imports
+from ..mapping import read_committed, read_imports
 from ..project import Project
 
 ROW_KEYS = ("import_id", "row_index", "shape", "task_profile", "config_id", "text_hash", "record")
