@@ -1,0 +1,191 @@
+"""Shared pieces for the deploy tests: a project with a gold split, export bundles laid out in
+the agreed manifest shape from the real SmolLM2 folder, eval reports, a LoRA adapter.
+
+While the export and evaluate stages have not landed ``load_bundle``/``latest_report``, deploy
+reads these on-disk shapes; the tests build them exactly as agreed in issue 10.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from test_train_rows import alpaca_rows
+
+from brewslm_core.contracts.reasons import SHAPE_TASK_PROFILE
+from brewslm_core.mapping.shapes import text_hash
+from brewslm_core.mapping.store import append_commit
+
+RUN_ID = "exp-deploytest"
+# Questions SmolLM2-135M-Instruct answers at temperature 0 with the expected word (measured) but
+# for the last one (it says Neptune): the gold pass rate starts below 1, so drift has room both ways.
+GOLD = [
+    ("What is the capital of France?", "Paris"),
+    ("What is 2 + 2?", "4"),
+    ("How many days are in a week?", "7"),
+    ("What is the opposite of hot?", "cold"),
+    ("Name the largest planet in our solar system.", "Jupiter"),
+]
+
+
+def smollm2_dir() -> Path:
+    from brewslm_core.models.smollm2 import ensure_converted
+
+    return ensure_converted()
+
+
+def _commit(project, import_id: str, records: list[dict], gold: bool) -> None:
+    rows = [
+        {
+            "import_id": import_id,
+            "row_index": i,
+            "shape": "alpaca",
+            "task_profile": SHAPE_TASK_PROFILE["alpaca"],
+            "config_id": f"cfg-{import_id}",
+            "text_hash": text_hash("alpaca", rec),
+            "record": rec,
+        }
+        for i, rec in enumerate(records)
+    ]
+    append_commit(
+        project,
+        rows,
+        {
+            "import_id": import_id,
+            "config_id": f"cfg-{import_id}",
+            "shape": "alpaca",
+            "gold": gold,
+            "locator": f"test:{import_id}",
+        },
+    )
+
+
+def gold_project(project, shared_data, gold: list[tuple[str, str]] = GOLD):
+    """Alpaca rows for train/eval plus a gold import, through the real prepare()."""
+    from brewslm_core.prepare import prepare
+
+    _commit(project, "imp-train", [r["record"] for r in alpaca_rows(shared_data, 8)], gold=False)
+    records = [
+        {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]} for q, a in gold
+    ]
+    _commit(project, "imp-gold", records, gold=True)
+    manifest = prepare(project, task_profile="seq2seq", eval_fraction=0.25, max_length=64)
+    assert manifest.counts["gold"] == len(gold)
+    return project
+
+
+def _link_tree(src: Path, dst: Path) -> list[dict]:
+    """Symlink every file of ``src`` into ``dst`` (no 500 MB copies in tests); the file list."""
+    dst.mkdir(parents=True, exist_ok=True)
+    files = []
+    for f in sorted(src.iterdir()):
+        if f.is_file() and not f.name.startswith("."):
+            (dst / f.name).symlink_to(f.resolve())
+            files.append(f)
+    return files
+
+
+def lay_out_export(
+    project,
+    export_id: str,
+    model_src: Path,
+    *,
+    fmt: str = "vllm",
+    run_id: str = RUN_ID,
+    adapter_src: Path | None = None,
+) -> Path:
+    """``exports/<export_id>/`` with ``model/`` (+ ``adapter/``), manifest.json and smoke.json."""
+    bundle = project.exports_dir / export_id
+    listed = [("model/" + f.name, f) for f in _link_tree(model_src, bundle / "model")]
+    if adapter_src is not None:
+        listed += [("adapter/" + f.name, f) for f in _link_tree(adapter_src, bundle / "adapter")]
+    name = f"{project.name}-{export_id}"
+    serve = {
+        "kind": "causal_lm",
+        "model_dir": "model",
+        "served_model_name": name,
+        "command": ["vllm", "serve", "model", "--served-model-name", name],
+    }
+    if adapter_src is not None:
+        serve["adapter_dir"] = "adapter"
+        serve["command"] += ["--enable-lora", "--lora-modules", "adapter=adapter"]
+    manifest = {
+        "export_id": export_id,
+        "format": fmt,
+        "source_run": run_id,
+        "task_profile": "seq2seq",
+        "base_model": {"name": "smollm2", "path": str(model_src)},
+        "files": [
+            {
+                "path": rel,
+                "size": f.stat().st_size,
+                "sha256": hashlib.sha256(f.read_bytes()).hexdigest() if f.stat().st_size < 50e6 else None,
+            }
+            for rel, f in listed
+        ],
+        "quantizations": {},
+        "lineage": {"manifest_sha256": None, "config_ids": ["cfg-imp-train"]},
+        "serve": serve,
+        "created_at": datetime.now(UTC).isoformat(),
+    }
+    (bundle / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    (bundle / "smoke.json").write_text(json.dumps({"ok": True, "loader": "fixture"}), encoding="utf-8")
+    return bundle
+
+
+def write_report(project, run_id: str = RUN_ID, *, promotable: bool, eval_id: str | None = None) -> dict:
+    """An eval report in the agreed shape: one gate that passes or fails."""
+    eval_id = eval_id or f"eval-{'ok' if promotable else 'no'}{datetime.now(UTC):%H%M%S%f}"
+    value = 0.9 if promotable else 0.2
+    report = {
+        "eval_id": eval_id,
+        "run_id": run_id,
+        "pack": "default",
+        "metrics": {"chrf": value * 100},
+        "gates": [
+            {"metric": "chrf", "op": ">=", "threshold": 50.0, "value": value * 100, "passed": promotable}
+        ],
+        "pass_rate": value,
+        "promotable": promotable,
+        "not_promotable_reason": None if promotable else "gate chrf >= 50 failed (20.0)",
+        "failure_clusters": [],
+        "created_at": datetime.now(UTC).isoformat(),
+    }
+    out = project.runs_dir / run_id / "evals" / eval_id
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report), encoding="utf-8")
+    return report
+
+
+def make_adapter(base_dir: Path, out: Path, rank: int = 8) -> Path:
+    """A real peft LoRA adapter on SmolLM2 (non-zero B, so it changes the output)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(base_dir)
+    cfg = LoraConfig(
+        r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "v_proj"], init_lora_weights=False
+    )
+    peft_model = get_peft_model(model, cfg)
+    peft_model.save_pretrained(out)
+    return out
+
+
+def perturbed_model(base_dir: Path, out: Path, scale: float = 0.5) -> Path:
+    """SmolLM2 with noise on every weight matrix: a real model that no longer answers the gold set."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(1)
+    model = AutoModelForCausalLM.from_pretrained(base_dir)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.add_(torch.randn_like(p) * p.std() * scale)
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(base_dir).save_pretrained(out)
+    return out
