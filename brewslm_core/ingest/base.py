@@ -128,6 +128,20 @@ def placeholder_problem(head: bytes) -> str | None:
 
 # Formats people point a text locator at by mistake: magic bytes -> what it is, what to do.
 BINARY_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x7fELF", "an ELF executable (a compiled program), not data: check that this is the file "
+                  "you meant"),
+    (b"MZ\x90\x00", "a Windows executable (PE), not data: check that this is the file you meant"),
+    (b"\xcf\xfa\xed\xfe", "a Mach-O executable, not data: check that this is the file you meant"),
+    (b"\xce\xfa\xed\xfe", "a Mach-O executable, not data: check that this is the file you meant"),
+    (b"\xca\xfe\xba\xbe", "a Mach-O universal binary or Java class file, not data"),
+    (b"\x00asm", "a WebAssembly module, not data: check that this is the file you meant"),
+    (b"\x28\xb5\x2f\xfd", "a zstd-compressed file: decompress it first (zstd -d FILE) and point "
+                         "at the result"),
+    (b"\xfd7zXZ\x00", "an xz-compressed file: decompress it first (xz -d FILE)"),
+    (b"BZh", "a bzip2-compressed file: decompress it first (bunzip2 FILE)"),
+    (b"\x93NUMPY", "a NumPy .npy array: export it to CSV, JSON Lines or Parquet"),
+    (b"\x89HDF\r\n\x1a\n", "an HDF5 file: export the table to CSV or Parquet"),
+    (b"ARROW1", "an Arrow IPC file: convert it to Parquet and use parquet:PATH"),
     (b"PK\x03\x04", "a zip archive (an Excel .xlsx is one too): unzip it, or save the sheet "
                      "as CSV, and point at the file inside"),
     (b"\x89PNG", "a PNG image: put images in a folder and use dir:FOLDER"),
@@ -151,6 +165,8 @@ def binary_problem(head: bytes) -> str | None:
     for magic, what in BINARY_MAGIC:
         if head.startswith(magic):
             return what
+    if head[257:262] == b"ustar":
+        return "a tar archive: extract it (tar -xf FILE) and point at the file inside"
     sample = head[:8192]
     if not sample or sample.startswith((b"\xff\xfe", b"\xfe\xff")):
         return None  # empty, or UTF-16/32 text with a byte order mark

@@ -90,9 +90,35 @@ def _object_lists(record: dict[str, Any]) -> list[str]:
     ]
 
 
+# Lists that belong to a record rather than group records: never descended into.
+RECORD_LISTS = frozenset({"answers", "answer", "spans", "entities", "labels", "tags", "messages",
+                          "conversations", "turns", "ctxs", "positive_ctxs", "negative_ctxs",
+                          "contexts", "passages", "tokens", "plausible_answers"})
+_ROLE_KEYS = ("role", "from", "speaker", "author")
+_CONTENT_KEYS = ("content", "value", "text")
+
+
+def is_turn_list(value: Any) -> bool:
+    """A list of chat turns: every item an object with a role key and a content key."""
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(t, dict) and any(k in t for k in _ROLE_KEYS)
+        and any(k in t for k in _CONTENT_KEYS) for t in value)
+
+
+def keyed_records(doc: dict[str, Any]) -> bool:
+    """``{"utt1": {...}, "utt2": {...}}``: >= 2 object values that share their keys."""
+    if len(doc) < 2 or not all(isinstance(v, dict) and v for v in doc.values()):
+        return False
+    keysets = [frozenset(v) for v in doc.values()]
+    common = frozenset.intersection(*keysets)
+    return bool(common) and all(len(common) >= 0.5 * len(k) for k in keysets)
+
+
 def group_key(records: list[Any]) -> str | None:
     """The shared list key when every record is a group (see module doc), else None."""
     if not records or not all(isinstance(r, dict) for r in records):
+        return None
+    if any(k.lower() in RECORD_LISTS for k in _object_lists(records[0])):
         return None
     key: str | None = None
     for record in records:
@@ -206,8 +232,18 @@ class JsonConnector(FileConnector):
             yield as_row(doc)
             return
         lists = [k for k, v in doc.items() if isinstance(v, list)]
+        if keyed_records(doc):
+            self.note(f"an object of {len(doc)} records keyed by id: one row each, the key "
+                      "under 'id'")
+            yield from ({"id": k, **v} if "id" not in v else {"key": k, **v}
+                        for k, v in doc.items())
+            return
         if not lists:
             self.note("a single JSON object: one row")
+            yield doc
+            return
+        if any(is_turn_list(doc[k]) for k in lists):
+            self.note("a single JSON object holding a conversation: one row")
             yield doc
             return
         if len(lists) == 1:
