@@ -6,14 +6,17 @@ the last two are converted once into ``cache_dir()``. torch/transformers load la
 
 from .load import load_model, load_tokenizer, materialize
 from .ref import ModelNotAvailableError, ModelRef, cache_dir
-from .resolve import resolve_base
+from .resolve import kind_of_config, resolve_base
+from .whisper import read_audio
 
 __all__ = [
     "ModelNotAvailableError",
     "ModelRef",
     "cache_dir",
+    "kind_of_config",
     "load_model",
     "load_tokenizer",
     "materialize",
+    "read_audio",
     "resolve_base",
 ]

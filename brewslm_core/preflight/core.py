@@ -211,8 +211,7 @@ def _check_manifest(project: Project, found: _Findings) -> Manifest | None:
 
 def _resolve_config(manifest: Manifest | None, config: TrainConfig | dict[str, Any] | None,
                     found: _Findings) -> TrainConfig | None:
-    from ..train import TrainConfig, TrainConfigError
-    from ..train.runner import config_from_manifest
+    from ..train import TrainConfig, TrainConfigError, config_from_manifest
 
     try:
         if manifest is None:
@@ -420,7 +419,7 @@ def _total_steps(cfg: TrainConfig, train_rows: int) -> int:
 def _overrides(cfg: TrainConfig, manifest: Manifest) -> dict[str, Any]:
     """Config fields the launch command must pass: those the manifest defaults do not give."""
     from ..train import TrainConfig as Config
-    from ..train.runner import config_from_manifest
+    from ..train import config_from_manifest
 
     base = config_from_manifest(manifest, None).to_dict()
     now = cfg.to_dict()

@@ -9,6 +9,7 @@ torch/transformers load lazily: importing this package is cheap.
 from .config import TrainConfig, TrainConfigError
 from .engine import CANCEL_FILE, TrainResult, new_run_id, train
 from .handlers import HANDLERS, TaskHandler, get_handler
+from .runner import config_from_manifest, train_project
 from .trace import read_trace
 
 __all__ = [
@@ -18,8 +19,10 @@ __all__ = [
     "TrainConfig",
     "TrainConfigError",
     "TrainResult",
+    "config_from_manifest",
     "get_handler",
     "new_run_id",
     "read_trace",
     "train",
+    "train_project",
 ]

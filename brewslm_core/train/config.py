@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..contracts.base import Contract, contract
+from ..contracts.reasons import TASK_PROFILES
 from .packing import STRATEGIES
 
 METHODS = ("lora", "qlora", "full")  # qlora = LoRA over a 4-bit NF4 base (bitsandbytes)
@@ -71,11 +72,9 @@ class TrainConfig(Contract):
         )
 
     def problems(self) -> list[str]:
-        from .handlers import HANDLERS
-
         out: list[str] = []
-        if self.task_profile not in HANDLERS:
-            out.append(f"task_profile {self.task_profile!r} has no handler ({HANDLERS.names()})")
+        if self.task_profile not in TASK_PROFILES:  # one handler per profile (tests check the two agree)
+            out.append(f"task_profile {self.task_profile!r} has no handler ({list(TASK_PROFILES)})")
         if self.method not in METHODS:
             out.append(
                 f"method must be one of {METHODS}, not {self.method!r} (lora: adapters on a frozen fp32 "

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..contracts.base import Contract, contract
-from .handlers.base import IGNORE
+from .packing import IGNORE
 
 if TYPE_CHECKING:
     import numpy as np
@@ -82,8 +82,7 @@ def resolve_teacher(project: Project, teacher: str) -> Path:
     A run's ``adapter/`` holds full weights after method "full" and a LoRA adapter otherwise;
     both are accepted (an adapter is merged into its base when loaded).
     """
-    from ..models import resolve_base
-    from ..models.ref import ModelNotAvailableError
+    from ..models import ModelNotAvailableError, resolve_base
     from .base_model import resolve_model_path
 
     if teacher == "auto":

@@ -22,6 +22,7 @@ from ..contracts.base import Contract, contract
 from .base_model import resolve_model_path
 from .checkpoint import latest_checkpoint, save_checkpoint
 from .config import TrainConfig
+from .device import pick_device
 from .distributed import DUMP_ENV, Dist, from_env, params_checksum, shard
 from .handlers import get_handler
 from .handlers.lora import count_params
@@ -30,7 +31,6 @@ from .sharding import Replicated, choose
 from .trace import TraceWriter
 
 if TYPE_CHECKING:
-    import torch
 
     from ..project import Project
 
@@ -83,21 +83,6 @@ class TrainResult(Contract):
 
 def new_run_id() -> str:
     return f"exp-{secrets.token_hex(4)}"
-
-
-def pick_device(name: str) -> torch.device:
-    import torch
-
-    if name == "auto":
-        if torch.cuda.is_available():
-            name = "cuda"
-        elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            name = "mps"
-        else:
-            name = "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' asked for but no CUDA device is visible; use 'cpu'")
-    return torch.device(name)
 
 
 class RssWatchdog:

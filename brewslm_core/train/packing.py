@@ -16,6 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+IGNORE = -100  # target value that carries no loss (prompt tokens, padding)
+
 STRATEGIES = ("bucket", "random")
 
 

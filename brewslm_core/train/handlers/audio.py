@@ -92,7 +92,7 @@ class AudioTranscriptHandler:
 
     # ---- data ---------------------------------------------------------------------------
     def read(self, path: str | Path) -> Any:
-        from ...models.whisper import read_audio
+        from ...models import read_audio
 
         return read_audio(path, self.sampling_rate, pad_seconds=self.pad_seconds)
 

@@ -7,14 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from ..packing import pack_rows
+from ..packing import IGNORE, pack_rows  # noqa: F401  (IGNORE re-exported for the handlers)
 
 if TYPE_CHECKING:
     import torch
 
     from ..config import TrainConfig
 
-IGNORE = -100  # target value that carries no loss (prompt tokens, padding)
 
 
 @dataclass(slots=True)

@@ -28,7 +28,7 @@ def is_causal_lm(model_path: Path) -> bool:
     """True when the folder holds a decoder-only model (the generative option applies)."""
     from transformers import AutoConfig
 
-    from ...models.resolve import kind_of_config
+    from ...models import kind_of_config
 
     return kind_of_config(AutoConfig.from_pretrained(model_path)) == "causal_lm"
 

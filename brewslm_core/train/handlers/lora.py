@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..device import pick_device
+
 if TYPE_CHECKING:
     import torch
 
@@ -56,8 +58,6 @@ def load_causal_lm(model_path: str | Path, config: TrainConfig, targets: Any) ->
     torch.manual_seed(config.seed)
     extra: dict[str, Any] = {}
     if config.method == "qlora":
-        from ..engine import pick_device
-
         device = pick_device(config.device)
         # transformers quantises while it loads; the weights land on the run's device directly
         extra = {"quantization_config": nf4_config(device), "device_map": {"": device}}

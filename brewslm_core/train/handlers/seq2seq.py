@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..distill import DistillError, load_capture, tokenizer_fingerprint
 from .base import IGNORE, Example, lay_out
 from .classification import device_of, to_device
 from .lora import causal_tokenizer, load_causal_lm
@@ -63,8 +64,6 @@ class Seq2SeqHandler:
 
     def use_teacher(self, config: TrainConfig) -> None:
         """Load the capture ``config.distill_from`` names (after setup: needs the tokenizer)."""
-        from ..distill import DistillError, load_capture, tokenizer_fingerprint
-
         self.teacher = None
         if not config.distill_from:
             return
