@@ -57,10 +57,11 @@ async function renderLossChart({ model, el }) {
     title: { text: model.get("title") },
     xaxis: { title: { text: "step" } },
     yaxis: { title: { text: "loss" } },
-    yaxis2: { title: { text: "learning rate" }, overlaying: "y", side: "right", showgrid: false },
-    legend: { orientation: "h" },
-    height: 380,
-    margin: { l: 50, r: 60, t: 40, b: 40 },
+    yaxis2: { title: { text: "learning rate" }, overlaying: "y", side: "right", showgrid: false,
+      tickformat: ".1e", rangemode: "tozero" },
+    legend: { orientation: "h", x: 0, y: -0.22, yanchor: "top" },
+    height: 400,
+    margin: { l: 55, r: 75, t: 40, b: 80 },
   };
   function draw() {
     const traces = chartTraces(model);

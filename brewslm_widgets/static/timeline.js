@@ -112,7 +112,7 @@ function renderTimeline({ model, el }) {
       h("tbody", {}, body),
     );
     fill(root,
-      h("div", { class: "bsl-title" }, "Run events", h("span", { class: "bsl-count" }, `${model.get("total")} rows`),
+      h("div", { class: "bsl-title" }, "Run events", h("span", { class: "bsl-count" }, `${model.get("total")} ${model.get("total") === 1 ? "row" : "rows"}`),
         model.get("busy") ? h("span", { class: "bsl-busy" }, "working…") : null),
       controls,
       sqlRow,
