@@ -11,10 +11,12 @@ shape                  record
 =====================  ============================================================================
 alpaca, sharegpt,      ``{"messages": [{"role": "system"|"user"|"assistant"|"tool", "content": str}]}``
 openai_messages,       (alpaca: instruction + "\\n\\n" + input -> user, output -> assistant;
-prompt_completion      tool / function-call turns keep role "tool" / "assistant", content as given)
+prompt_completion      tool / function-call turns keep role "tool" / "assistant", content as given;
+                       chats with tool definitions add ``"tools": [tool objects]``)
 text                   ``{"text": str}``
 seq2seq                ``{"source": str, "target": str}``
-classification         ``{"text": str, "label": str}``  (labels are always strings: 0 -> "0")
+classification         ``{"text": str, "label": str}``  (labels are always strings: 0 -> "0";
+                       sentence pairs add ``"text_pair": str``)
 safety                 ``{"text": str, "label": "safe"|"unsafe", "categories": [str, ...]}``
 preference             ``{"prompt": [messages...], "chosen": str, "rejected": str}``
 kto                    ``{"prompt": [messages...], "completion": str, "label": bool}``
@@ -99,7 +101,7 @@ def record_text(shape: str, record: dict[str, Any]) -> str:
         parts = [p.replace("<image>", "").strip() for p in
                  _messages_text(record.get("messages", []))]
     elif shape in ("text", "classification", "safety", "span_extraction", "audio_transcript"):
-        parts = [record.get("text", "")]
+        parts = [record.get("text", ""), record.get("text_pair", "")]  # sentence pairs: both
     elif shape == "seq2seq":
         parts = [record.get("source", ""), record.get("target", "")]
     elif shape == "preference":

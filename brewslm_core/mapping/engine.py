@@ -25,6 +25,7 @@ from ..ingest import Connector, open_connector
 from ..introspect import introspect
 from .fields import RowReject
 from .mappers import MAPPERS, reset_media_cache
+from .record_key import record_key
 from .store import append_commit, read_committed
 
 if TYPE_CHECKING:
@@ -110,24 +111,24 @@ def map_rows(conn: Connector, shape: str, field_map: dict[str, str], options: di
         except RowReject as rej:
             yield RejectedRow(index, rej.reason, rej.detail, row)
             continue
-        digest = hash_bytes(shape, record)
-        key = digest[:16]  # half the digest keeps 1M keys small in memory
+        # Duplicates are judged on the whole record (tools, answers, labels), not its text.
+        key = record_key(shape, record)[:16]  # half the digest keeps 1M keys small in memory
         if key in committed:
             yield RejectedRow(index, "duplicate_row",
-                              "the same row text is already committed in this project", row)
+                              "the same record is already committed in this project", row)
             continue
         if key in first_seen:
             yield RejectedRow(index, "duplicate_row",
-                              f"the same row text as row {first_seen[key]} of this import", row)
+                              f"the same record as row {first_seen[key]} of this import", row)
             continue
         first_seen[key] = index
-        yield TransformedRow(index, shape, record, digest.hex())
+        yield TransformedRow(index, shape, record, hash_bytes(shape, record).hex())
 
 
 def committed_keys(project: Project | None) -> set[bytes]:
     if project is None:
         return set()
-    return {bytes.fromhex(r["text_hash"])[:16] for r in read_committed(project)}
+    return {record_key(r["shape"], r["record"])[:16] for r in read_committed(project)}
 
 
 def dry_run(source: str | Connector, shape: str, field_map: dict[str, str] | None = None,

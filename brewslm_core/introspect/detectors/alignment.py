@@ -29,6 +29,8 @@ def detect_preference(prof: SampleProfile) -> Detection | None:
     if prompt:
         fmap["prompt"] = prompt.path
         why.append(f"{prompt.path!r} is the prompt")
+        if chosen.name == "responsej":
+            why.append("response_j is the preferred answer (stack-exchange paired layout)")
     elif turns:
         f, rk, ck = turns
         fmap["prompt"] = f.path
@@ -64,7 +66,9 @@ def detect_kto(prof: SampleProfile) -> Detection | None:
     options: dict[str, Any] = {}
     if comp and prompt:
         fmap.update(prompt=prompt.path, completion=comp.path)
-        why = f"{prompt.path!r} -> {comp.path!r} with a true/false {label.path!r}: unpaired feedback"
+        why = (f"{prompt.path!r} -> {comp.path!r} with a true/false {label.path!r}: unpaired "
+               "feedback (the same rows also fit prompt_completion and a text/label sheet; kto "
+               "ranks first because the label says whether the completion is desirable)")
     elif turns:
         f, rk, ck = turns
         fmap["messages"] = f.path

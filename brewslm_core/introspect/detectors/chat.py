@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from ..profile import SampleProfile, norm
 from .base import (
+    AUDIO_PARTS,
     BOT_ROLES,
     CHOSEN,
     DETECTORS,
+    IMAGE_PARTS,
     INPUT,
     INSTRUCTION,
     OUTPUT,
     REJECTED,
     USER_ROLES,
     Detection,
+    bool_field,
+    content_parts,
+    part_refs,
     pct,
     roles_of,
     turn_keys,
@@ -80,8 +85,18 @@ def _chat(prof: SampleProfile, want: str) -> Detection | None:
         why.append("a per-row label points to kto instead")
     if prof.find(("images", "image", "videos", "audios")):
         conf = min(conf, 0.55)
-        why.append("media references point to vision_language instead")
+        why.append("media references point to vision_language or audio_transcript instead")
+    parts = content_parts(f, ck)
+    if part_refs(parts, IMAGE_PARTS | AUDIO_PARTS):
+        conf = min(conf, 0.55)
+        why.append("images/audio inside the content parts point to vision_language instead")
+    elif parts:
+        why.append(f"content is a list of parts ({sorted({str(p.get('type')) for p in parts})})")
     fmap = {"messages": f.path}
+    tools = prof.find(("tools", "functions", "tooldefinitions"))
+    if tools:
+        fmap["tools"] = tools.path
+        why.append(f"{tools.path!r} holds the tool definitions (kept with every record)")
     system = prof.find(("system",), pred=lambda s: s.is_text)
     if system:
         fmap["system"] = system.path
@@ -109,11 +124,22 @@ def detect_prompt_completion(prof: SampleProfile) -> Detection | None:
         return None
     exact = prompt.name == "prompt" and comp.name in ("completion", "response")
     conf = 0.9 if exact else 0.6
+    flag = next((f for f in prof.fields.values() if f.path not in (prompt.path, comp.path)
+                 and "." not in f.path and bool_field(prof, f)), None)
+    if flag is not None:
+        conf = min(conf, 0.6)
+        why_flag = (f"; the rows also carry a true/false {flag.path!r}, which reads as kto "
+                    "(unpaired feedback) first: both fit, kto ranks higher")
+    else:
+        why_flag = ""
     if prof.find(("instruction",)) or prof.find(CHOSEN):
         conf = min(conf, 0.45)
     if prof.find(("context", "passages", "contexts"), pred=lambda f: not f.is_text or f.avg_len > 300):
         conf = min(conf, 0.45)
-    why = f"{prompt.path!r} -> {comp.path!r} read as a prompt and its completion"
+    why = f"{prompt.path!r} -> {comp.path!r} read as a prompt and its completion" + why_flag
+    if comp.name == "target" and prompt.name == "source":
+        conf = min(conf, 0.5)
+        why += "; source/target is a seq2seq pair first"
     return Detection(conf, why, {"prompt": prompt.path, "completion": comp.path})
 
 

@@ -112,8 +112,39 @@ def _span_keys(spans: list[dict[str, Any]]) -> tuple[str, str, str] | None:
     return label, start, end
 
 
+def _triple(x: Any) -> bool:
+    return (isinstance(x, list) and len(x) == 3 and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in x[:2]) and isinstance(x[2], str))
+
+
+def _triple_spans(prof: SampleProfile) -> Detection | None:
+    """doccano's sequence-labelling export: ``"label": [[start, end, "LABEL"], …]``."""
+    for f in prof.fields.values():
+        if not f.values or not all(isinstance(v, list) and all(_triple(x) for x in v)
+                                   for v in f.values) or not any(f.values):
+            continue
+        text = prof.find(TEXT, pred=lambda t: t.is_text) or next(
+            iter(prof.text_fields(min_len=5)), None)
+        if text is None:
+            return None
+        ok = total = 0
+        for row in prof.rows:
+            txt = get_path(row, text.path)
+            for st, en, _ in row.get(f.path) or []:
+                total += 1
+                ok += isinstance(txt, str) and 0 <= st < en <= len(txt)
+        conf = 0.6 + 0.3 * ok / total if total else 0.6
+        why = (f"{f.path!r} holds [start, end, label] spans (doccano layout) over {text.path!r}; "
+               f"{ok}/{total} sampled spans fall inside the text")
+        return Detection(conf, why, {"text": text.path, "spans": f.path})
+    return None
+
+
 @DETECTORS.register("span_extraction")
 def detect_span_extraction(prof: SampleProfile) -> Detection | None:
+    triples = _triple_spans(prof)
+    if triples is not None:
+        return triples
     for f in prof.fields.values():
         if not f.values or not all(isinstance(v, list) and all(isinstance(x, dict) for x in v)
                                    for v in f.values):

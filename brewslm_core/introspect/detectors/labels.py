@@ -7,11 +7,15 @@ from typing import Any
 from ..profile import FieldStats, SampleProfile, norm
 from .base import (
     DETECTORS,
+    HARM_CATEGORY,
     LABEL,
     SAFE_NAMES,
+    SAFETY_FLAGS,
     TEXT,
     Detection,
+    bool_field,
     has_harm,
+    safety_signal,
 )
 
 
@@ -33,12 +37,29 @@ def _text_and_label(prof: SampleProfile, exclude: set[str] = frozenset()):
     return text, label, candidates
 
 
+# Sentence-pair columns (GLUE, NLI, paraphrase sets), by normalised name.
+TEXT_PAIRS = (("sentence1", "sentence2"), ("texta", "textb"), ("premise", "hypothesis"),
+              ("question1", "question2"), ("1string", "2string"), ("sentencea", "sentenceb"),
+              ("text1", "text2"), ("sentence", "sentence2"), ("string1", "string2"))
+
+
+def _pair(prof: SampleProfile) -> tuple[FieldStats, FieldStats] | None:
+    by_name = {f.name: f for f in prof.fields.values() if f.is_text and "." not in f.path}
+    for a, b in TEXT_PAIRS:
+        if a in by_name and b in by_name:
+            return by_name[a], by_name[b]
+    return None
+
+
 @DETECTORS.register("classification")
 def detect_classification(prof: SampleProfile) -> Detection | None:
-    found = _text_and_label(prof)
+    pair = _pair(prof)
+    found = _text_and_label(prof, exclude={pair[1].path} if pair else set())
     if found is None:
         return None
     text, label, _ = found
+    if pair is not None:
+        text = pair[0]
     values = sorted({str(v) for v in label.values})
     named = label.name in LABEL
     identifier = label.is_text and all(len(v.split()) <= 3 and len(v) <= 60 for v in values)
@@ -58,10 +79,15 @@ def detect_classification(prof: SampleProfile) -> Detection | None:
     if len(prof.fields) == 2:
         conf += 0.15
         why.append("the row is just text and label")
+    fmap = {"text": text.path, "label": label.path}
+    if pair is not None:
+        fmap["text_pair"] = pair[1].path
+        conf += 0.15
+        why.append(f"{pair[0].path!r} and {pair[1].path!r} are a sentence pair; both are kept")
     if label.distinct < 2:
         conf -= 0.4
         why.append("but only one value was seen")
-    longs = [f for f in prof.text_fields(min_len=40) if f.path != text.path]
+    longs = [f for f in prof.text_fields(min_len=40) if f.path not in fmap.values()]
     if longs:
         conf -= 0.15 * len(longs)
         why.append(f"other long text fields ({', '.join(f.path for f in longs)}) suggest "
@@ -71,13 +97,41 @@ def detect_classification(prof: SampleProfile) -> Detection | None:
     if any(has_harm(f.name) for f in prof.fields.values()):
         conf = min(conf, 0.7)
         why.append("harm-related columns point to safety instead")
+    signal = safety_signal(prof)
+    if signal:
+        conf = min(conf, 0.6)
+        why.append(f"{signal}: it also fits a text/label sheet, but reads as safety first")
+    if bool_field(prof, label):
+        if prof.find(("completion", "response", "output"), pred=lambda f: f.is_text):
+            conf = min(conf, 0.6)
+            why.append(f"a true/false {label.path!r} beside a completion reads as kto first: "
+                       "both fit, kto ranks higher")
     # No label_set is proposed: a 20-row sample misses rare classes, and a set built from it
     # would reject their rows. Declare one with options={"label_set": [...]} to enforce it.
     options: dict[str, Any] = {}
     if label.distinct <= 12:
         why.append(f"values seen: {values}")
-    return Detection(max(0.0, min(conf, 0.92)), "; ".join(why),
-                     {"text": text.path, "label": label.path}, options)
+    return Detection(max(0.0, min(conf, 0.92)), "; ".join(why), fmap, options)
+
+
+def _flag_sheet(prof: SampleProfile, text: FieldStats) -> Detection | None:
+    """A prompt sheet with a safe/unsafe flag column (is_safe, harmful…) and maybe a category."""
+    flag = next((f for f in prof.fields.values() if f.name in SAFETY_FLAGS and "." not in f.path
+                 and (bool_field(prof, f) or f.int_like)), None)
+    if flag is None:
+        return None
+    yes, no = ["true", "1", "yes"], ["false", "0", "no"]
+    safe_means_true = SAFETY_FLAGS[flag.name] == "safe"
+    options: dict[str, Any] = {"safe_values": yes if safe_means_true else no,
+                               "unsafe_values": no if safe_means_true else yes}
+    fmap = {"text": text.path, "label": flag.path}
+    why = [f"{text.path!r} is the text", f"{flag.path!r} flags each row "
+           f"{'safe' if safe_means_true else 'unsafe'} when true"]
+    category = prof.find(HARM_CATEGORY, pred=lambda f: f.scalar and f.path != flag.path)
+    if category:
+        fmap["categories"] = category.path
+        why.append(f"{category.path!r} names the harm category")
+    return Detection(0.9, "; ".join(why), fmap, options)
 
 
 @DETECTORS.register("safety")
@@ -86,6 +140,9 @@ def detect_safety(prof: SampleProfile) -> Detection | None:
     if found is None:
         return None
     text, label, candidates = found
+    sheet = _flag_sheet(prof, text)
+    if sheet is not None:
+        return sheet
     harm_cols = [f for f in prof.fields.values() if has_harm(f.name) and f.path != text.path]
     values = {str(v).lower() for v in label.values}
     why = [f"{text.path!r} is the text"]
@@ -108,7 +165,8 @@ def detect_safety(prof: SampleProfile) -> Detection | None:
         why.append(f"the label {label.path!r} is named for harm")
     if not options and values & {"unsafe", "toxic", "harmful", "hate", "offensive"}:
         conf = 0.88
-        why.append(f"{label.path!r} values include harm words {sorted(values)}")
+        why.append(f"{label.path!r} values include harm words {sorted(values)} (the rows also "
+                   "fit a text/label sheet, which ranks below)")
     if not conf:
         if not harm_cols:
             return None

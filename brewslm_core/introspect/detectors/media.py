@@ -9,8 +9,11 @@ from typing import Any
 from ..profile import AUDIO_EXTS, IMAGE_EXTS, SampleProfile
 from .base import (
     DETECTORS,
+    IMAGE_PARTS,
     Detection,
+    content_parts,
     is_file,
+    part_refs,
     turn_keys,
 )
 
@@ -46,12 +49,20 @@ def detect_vision_language(prof: SampleProfile) -> Detection | None:
                                isinstance(x, str) and x.lower().endswith(IMAGE_EXTS) for x in v)
                            for v in f.values))
     template = None if images else _image_template(prof)
-    if images is None and template is None:
+    turns = turn_keys(prof)
+    in_parts = part_refs(content_parts(turns[0], turns[2]), IMAGE_PARTS) if turns else []
+    if images is None and template is None and not in_parts:
         return None
     fmap: dict[str, str] = {}
     options: dict[str, Any] = {}
     why = []
-    if images:
+    if images is None and template is None:
+        base = prof.base_dir or Path.cwd()
+        exist = sum(is_file(base / r) or is_file(Path(r)) for r in in_parts)
+        why.append(f"the content parts of {turns[0].path!r} reference images; "
+                   f"{exist}/{len(in_parts)} sampled files exist")
+        conf = 0.7 + 0.25 * exist / len(in_parts)
+    elif images:
         fmap["images"] = images.path
         refs = [x for v in images.values for x in (v if isinstance(v, list) else [v])]
         base = prof.base_dir or Path.cwd()
@@ -62,7 +73,6 @@ def detect_vision_language(prof: SampleProfile) -> Detection | None:
         options["image_template"], col = template
         why.append(f"every sampled {col!r} names an image file: {options['image_template']}")
         conf = 0.9
-    turns = turn_keys(prof)
     if turns:
         f, rk, ck = turns
         fmap["messages"] = f.path
@@ -106,8 +116,23 @@ DIGIT_WORDS = {str(i): w for i, w in enumerate(
 
 @DETECTORS.register("audio_transcript")
 def detect_audio_transcript(prof: SampleProfile) -> Detection | None:
-    audio = prof.find(("audio", "path", "file", "audio_path", "filepath", "filename", "wav"),
+    audio = prof.find(("audio", "path", "file", "audio_path", "filepath", "filename", "wav",
+                       "audiofilepath", "wavpath", "audiofile"),
                       pred=lambda f: f.ends_with(AUDIO_EXTS) > 0.8)
+    listed = prof.find(("audios", "audio", "audio_paths"), pred=lambda f: bool(f.values) and all(
+        isinstance(v, list) and len(v) == 1 and isinstance(v[0], str)
+        and v[0].lower().endswith(AUDIO_EXTS) for v in f.values))
+    turns = turn_keys(prof)
+    if audio is None and listed is not None and turns is not None:
+        # LLaMA-Factory audio layout: audios: [one file] beside a chat whose reply transcribes it
+        base = prof.base_dir or Path.cwd()
+        exist = sum(is_file(base / v[0]) or is_file(Path(v[0])) for v in listed.values)
+        why = (f"{listed.path!r} holds one audio file per row beside the conversation "
+               f"{turns[0].path!r}; the assistant's reply is the transcript; "
+               f"{exist}/{len(listed.values)} sampled files exist")
+        return Detection(0.7 + 0.2 * exist / len(listed.values), why,
+                         {"audio": f"{listed.path}.0", "messages": turns[0].path},
+                         {"role_key": turns[1], "content_key": turns[2]})
     media = prof.find(("media",), pred=lambda f: {str(v) for v in f.values} == {"audio"})
     if audio is None:
         if media is None:
@@ -116,7 +141,8 @@ def detect_audio_transcript(prof: SampleProfile) -> Detection | None:
         if audio is None:
             return None
     transcript = prof.find(("text", "transcript", "transcription", "sentence", "normalized_text",
-                            "caption"), pred=lambda f: f.is_text)
+                            "caption", "wrd", "words", "trans", "utterance"),
+                           pred=lambda f: f.is_text)
     why = [f"{audio.path!r} points to audio files"]
     if transcript:
         return Detection(0.92, "; ".join(why + [f"{transcript.path!r} is the transcript"]),

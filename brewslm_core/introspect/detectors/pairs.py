@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..profile import SampleProfile
+from ..profile import FieldStats, SampleProfile
 from .base import (
     DETECTORS,
     Detection,
@@ -15,22 +15,44 @@ SEQ_PAIRS = (("source", "target"), ("src", "tgt"), ("dialogue", "summary"),
              ("text", "summary"), ("input", "output"), ("original", "translation"))
 
 
+def _language_pair(prof: SampleProfile) -> Detection | None:
+    """``{"translation": {"en": …, "ro": …}}`` (WMT/OPUS via datasets): two language keys."""
+    for f in prof.fields.values():
+        if "." in f.path or not f.values or not all(isinstance(v, dict) and len(v) == 2 and all(
+                isinstance(x, str) and x.strip() for x in v.values()) for v in f.values):
+            continue
+        keys = [tuple(v) for v in f.values]
+        if len(set(keys)) != 1 or not all(len(k) <= 5 for k in keys[0]):
+            continue
+        a, b = keys[0]
+        why = (f"{f.path!r} holds the same text in {a!r} and {b!r}: a translation pair, "
+               f"{a} -> {b} by key order (swap source/target for the other direction)")
+        return Detection(0.9, why, {"source": f"{f.path}.{a}", "target": f"{f.path}.{b}"})
+    return None
+
+
 @DETECTORS.register("seq2seq")
 def detect_seq2seq(prof: SampleProfile) -> Detection | None:
     # Sentences, not ids or tags (one token each) and not boilerplate (a shared prefix).
-    texts = [f for f in prof.text_fields(min_len=3)
-             if f.common_prefix < 20 and f.fill >= 0.9 and f.avg_words > 1 and "." not in f.path]
-    if len(texts) < 2:
-        return None
-    by_name = {f.name: f for f in texts}
+    pair = _language_pair(prof)
+    if pair is not None:
+        return pair
+    named = [f for f in prof.text_fields(min_len=3)
+             if f.fill >= 0.9 and f.avg_words > 1 and "." not in f.path]
+    by_name = {f.name: f for f in named}
     for a, b in SEQ_PAIRS:
         if a in by_name and b in by_name:
             src, tgt = by_name[a], by_name[b]
             conf = 0.9 if (a, b) != ("input", "output") else 0.55
             why = f"{src.path!r} -> {tgt.path!r} is a {a}/{b} pair"
+            if src.common_prefix >= 20:
+                why += f" (sources share a {src.common_prefix}-character task prefix)"
             if prof.find(("instruction",)):
                 conf = 0.4
             return Detection(conf, why, {"source": src.path, "target": tgt.path})
+    texts = [f for f in named if f.common_prefix < 20]
+    if len(texts) < 2:
+        return None
     # Content: two columns in different scripts, or one much longer than the other.
     ordered = sorted(texts[:4], key=lambda f: list(prof.fields).index(f.path))
     for i, a in enumerate(ordered):
@@ -63,19 +85,39 @@ def detect_rag(prof: SampleProfile) -> Detection | None:
         return isinstance(v, list) and len(v) >= 2
 
     passages = None
+    options: dict[str, Any] = {}
     for f in prof.fields.values():
         if f.values and all(many(v) for v in f.values) and f.name in (
                 "context", "contexts", "passages", "documents", "docs", "ctxs", "retrieved",
                 "paragraphs", "evidence", "searchresults"):
             passages = f
             break
+    dpr = prof.find(("positive_ctxs", "positive_passages", "positives"), pred=lambda f: all(
+        isinstance(v, list) and v and all(isinstance(p, dict) for p in v) for v in f.values))
+    if passages is None and dpr is not None:
+        passages = dpr
+        options["positives_support"] = True
+        negs = [f.path for n in ("hard_negative_ctxs", "negative_ctxs", "negative_passages",
+                                 "hard_negatives", "negatives")
+                if (f := prof.find((n,))) is not None]
+        if negs:
+            options["negative_passages"] = negs
     if passages is None:
         return None
     answer = prof.find(("answer", "answers", "output", "response"), pred=lambda f: f.is_text)
+    if answer is None:  # DPR/NQ: a list of acceptable answer strings; the first is used
+        listed = prof.find(("answers", "answer"), pred=lambda f: all(
+            isinstance(v, list) and v and isinstance(v[0], str) for v in f.values))
+        if listed is not None:
+            answer = FieldStats(f"{listed.path}.0", [v[0] for v in listed.values], listed.rows)
     fmap = {"question": question.path, "passages": passages.path}
     avg = sum(len(v["title"] if isinstance(v, dict) else v) for v in passages.values) / len(
         passages.values)
     why = [f"{question.path!r} comes with {avg:.0f} passages on average in {passages.path!r}"]
+    if options.get("positives_support"):
+        why.append("DPR layout: the positive passages are the support"
+                   + (f", the negatives ({', '.join(options['negative_passages'])}) follow them"
+                      if options.get("negative_passages") else ""))
     conf = 0.7
     if answer:
         fmap["answer"] = answer.path
@@ -85,4 +127,4 @@ def detect_rag(prof: SampleProfile) -> Detection | None:
     if support:
         fmap["supporting"] = support.path
         why.append(f"{support.path!r} names the supporting sentences")
-    return Detection(conf, "; ".join(why), fmap)
+    return Detection(conf, "; ".join(why), fmap, options)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,17 +33,61 @@ DEFAULT_ROLE_MAP: dict[str, str] = {
 }
 
 
-def content_text(content: Any, where: str) -> str:
-    if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}, ...]
-        texts = [p.get("text", "") for p in content if isinstance(p, dict) and "text" in p]
-        if len(texts) != len(content):
-            raise RowReject("type_mismatch", f"{where} holds non-text content parts")
-        return "".join(texts)
-    return as_text(content, where, allow_empty=True)
+IMAGE_PARTS = frozenset({"image", "image_url", "input_image"})
+AUDIO_PARTS = frozenset({"audio", "input_audio", "audio_url"})
+VIDEO_PARTS = frozenset({"video", "video_url"})
+CALL_PARTS = frozenset({"tool_call", "function_call", "tool_calls"})
 
 
-def to_messages(value: Any, options: dict[str, Any], where: str) -> list[dict[str, str]]:
-    """A list of turn objects (any role/content key names) -> canonical messages."""
+def part_ref(part: dict[str, Any]) -> Any:
+    """The media reference of an image/audio part: ``value``/``image``/``image_url.url``/…"""
+    kind = str(part.get("type", ""))
+    for key in ("value", kind, "url", "path", "image", "audio"):
+        ref = part.get(key)
+        if isinstance(ref, dict):
+            ref = ref.get("url", ref.get("path"))
+        if isinstance(ref, str) and ref:
+            return ref
+    raise RowReject("missing_field", f"a {kind!r} content part has no reference")
+
+
+def content_text(content: Any, where: str, media: list[Any] | None = None) -> str:
+    """A turn's content as text. Content parts (LLaMA-Factory / OpenAI layouts) are joined:
+    text parts as their ``text``/``value``, tool calls as their JSON, images and audio as
+    ``<image>``/``<audio>`` placeholders whose references go to ``media`` (when the shape
+    keeps media; otherwise a media part is a type mismatch)."""
+    if not isinstance(content, list):
+        return as_text(content, where, allow_empty=True)
+    out = []
+    for i, part in enumerate(content):
+        if isinstance(part, str):
+            out.append(part)
+            continue
+        if not isinstance(part, dict):
+            raise RowReject("type_mismatch", f"{where} part {i} is not an object")
+        kind = str(part.get("type", "text"))
+        if kind in IMAGE_PARTS | AUDIO_PARTS | VIDEO_PARTS:
+            if media is None:
+                raise RowReject("type_mismatch", f"{where} holds a {kind!r} part, which this shape "
+                                                 "cannot keep (map it as vision_language)")
+            media.append(part_ref(part))
+            out.append("<image>" if kind in IMAGE_PARTS else "<audio>" if kind in AUDIO_PARTS
+                       else "<video>")
+            continue
+        value = part.get("text", part.get("value", part.get(kind)))
+        if kind in CALL_PARTS and not isinstance(value, str):
+            value = json.dumps(value, ensure_ascii=False)
+        if not isinstance(value, str):
+            raise RowReject("type_mismatch", f"{where} part {i} ({kind!r}) holds no text")
+        out.append(value)
+    return "".join(out)
+
+
+def to_messages(value: Any, options: dict[str, Any], where: str,
+                media: list[Any] | None = None) -> list[dict[str, str]]:
+    """A list of turn objects (any role/content key names) -> canonical messages.
+
+    ``media`` collects image/audio references found in content parts (see content_text)."""
     if isinstance(value, dict):
         value = [value]
     if not isinstance(value, list):
@@ -61,7 +106,7 @@ def to_messages(value: Any, options: dict[str, Any], where: str) -> list[dict[st
         role = role_map.get(str(turn[rk]).strip().lower())
         if role is None:
             raise RowReject("invalid_role_sequence", f"{where}[{i}] has unknown role {turn[rk]!r}")
-        out.append({"role": role, "content": content_text(turn[ck], f"{where}[{i}]")})
+        out.append({"role": role, "content": content_text(turn[ck], f"{where}[{i}]", media)})
     return out
 
 
@@ -80,3 +125,28 @@ def with_system(row: Any, field_map: dict[str, str], messages: list[dict[str, st
     if system.strip() and not (messages and messages[0]["role"] == "system"):
         return [{"role": "system", "content": system}, *messages]
     return messages
+
+
+def tools_of(row: Any, field_map: dict[str, str]) -> list[Any] | None:
+    """The tool definitions beside a conversation (glaive/LLaMA-Factory ``tools``), as a list.
+
+    A JSON string is parsed; an empty value gives None (no tools). Bad JSON is type_mismatch.
+    """
+    path = field_map.get("tools")
+    if path is None:
+        return None
+    from ..fields import lookup
+
+    value = lookup(row, path, default=None)
+    if value in (None, "", []):
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise RowReject("type_mismatch", f"tools ({path}) is not valid JSON: {exc}") from None
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list):
+        raise RowReject("type_mismatch", f"tools ({path}) should be a list of tool definitions")
+    return value

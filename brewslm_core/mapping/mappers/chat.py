@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..fields import RowReject, lookup, text_field
-from .base import MAPPERS, check_chat, to_messages, with_system
+from .base import MAPPERS, check_chat, to_messages, tools_of, with_system
 
 
 @MAPPERS.register("alpaca")
@@ -21,7 +21,11 @@ def _map_chat(row, field_map, options, base_dir=None):
     if path is None:
         raise RowReject("missing_field", "no source field is mapped to 'messages'")
     messages = to_messages(lookup(row, path), options, path)
-    return {"messages": check_chat(with_system(row, field_map, messages), path)}
+    record = {"messages": check_chat(with_system(row, field_map, messages), path)}
+    tools = tools_of(row, field_map)
+    if tools is not None:
+        record["tools"] = tools
+    return record
 
 
 MAPPERS.register("sharegpt")(_map_chat)

@@ -96,8 +96,11 @@ def map_span_extraction(row, field_map, options, base_dir=None):
     missing_start = options.get("missing_start")  # protobuf JSON drops zero-valued keys
     spans = []
     for span in spans_raw:
+        if isinstance(span, list) and len(span) == 3:  # doccano: [start, end, label]
+            span = {"start": span[0], "end": span[1], "label": span[2]}
+            label_key, start_key, end_key = "label", "start", "end"
         if not isinstance(span, dict):
-            raise RowReject("type_mismatch", "a span is not an object")
+            raise RowReject("type_mismatch", "a span is neither an object nor [start, end, label]")
         label = label_text(lookup(span, label_key), "span label")
         start = lookup(span, start_key, default=missing_start)
         if start is None:
@@ -152,6 +155,13 @@ def map_rag(row, field_map, options, base_dir=None):
         raise RowReject("empty_text" if passages == [] else "type_mismatch",
                         "passages should be a non-empty list")
     supporting = []
+    if options.get("positives_support"):  # DPR: the positive passages are the support
+        supporting = [{"title": _passage(p)["title"], "sentence": 0} for p in passages]
+    for extra in options.get("negative_passages") or ():  # DPR hard/easy negatives follow
+        more = lookup(row, str(extra), default=[]) or []
+        if not isinstance(more, list):
+            raise RowReject("type_mismatch", f"{extra} should be a list of passages")
+        passages = [*passages, *more]
     if "supporting" in field_map:
         raw = lookup(row, field_map["supporting"], default=[]) or []
         if isinstance(raw, dict) and isinstance(raw.get("title"), list):

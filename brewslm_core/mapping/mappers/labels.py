@@ -18,7 +18,10 @@ def map_classification(row, field_map, options, base_dir=None):
     label_set = options.get("label_set")
     if label_set and label not in {str(x) for x in label_set}:
         raise RowReject("label_not_in_set", f"label {label!r} is not in the declared label set")
-    return {"text": text, "label": label}
+    record = {"text": text, "label": label}
+    if "text_pair" in field_map:  # sentence-pair classification (MRPC, NLI): keep both texts
+        record["text_pair"] = text_field(row, field_map, "text_pair")
+    return record
 
 
 _SAFE_WORDS = {"safe", "benign", "neither", "none", "clean", "ok", "not_toxic", "non-toxic", "false",
@@ -49,7 +52,10 @@ def map_safety(row, field_map, options, base_dir=None):
         value = lookup(row, field_map["categories"], default=None)
         if isinstance(value, str):
             value = [c.strip() for c in value.split(",")]
-        categories = [str(c) for c in (value or []) if str(c).strip()]
+        if not isinstance(value, list):
+            value = [] if value is None else [value]
+        categories = [str(c) for c in value if str(c).strip()
+                      and str(c).strip().lower() not in _SAFE_WORDS]
     elif label == "unsafe":
         name = (options.get("label_names") or {}).get(raw, raw)
         categories = [str(name)]

@@ -60,19 +60,24 @@ class _RowView(dict):
 
 @MAPPERS.register("vision_language")
 def map_vision_language(row, field_map, options, base_dir=None):
+    in_parts: list[Any] = []
+    messages = None
+    if "messages" in field_map:
+        messages = to_messages(lookup(row, field_map["messages"]), options, field_map["messages"],
+                               media=in_parts)
+        messages = check_chat(messages, field_map["messages"])
     if options.get("image_template"):
         refs: Any = [_template(str(options["image_template"]), row)]
-    else:
+    elif "images" in field_map or not in_parts:
         refs = lookup(row, field_map.get("images", "images"))
+    else:  # images referenced inside the content parts (LLaMA-Factory / OpenAI layouts)
+        refs = in_parts
     if not isinstance(refs, list):
         refs = [refs]
     if not refs:
         raise RowReject("missing_field", "the row references no image")
     images = [media_path(r, base_dir, "image") for r in refs]
-    if "messages" in field_map:
-        messages = to_messages(lookup(row, field_map["messages"]), options, field_map["messages"])
-        messages = check_chat(messages, field_map["messages"])
-    else:
+    if messages is None:
         if "question" in field_map or not options.get("default_question"):
             question = text_field(row, field_map, "question")
         else:  # captions: one fixed instruction for every image
@@ -90,7 +95,14 @@ def map_vision_language(row, field_map, options, base_dir=None):
 @MAPPERS.register("audio_transcript")
 def map_audio_transcript(row, field_map, options, base_dir=None):
     audio = media_path(lookup(row, field_map.get("audio", "path")), base_dir, "audio")
-    if "text" in field_map:
+    if "messages" in field_map:  # audios beside a chat: the assistant's reply is the transcript
+        turns = to_messages(lookup(row, field_map["messages"]), options, field_map["messages"],
+                            media=[])
+        replies = [m["content"] for m in turns if m["role"] == "assistant"]
+        if not replies:
+            raise RowReject("invalid_role_sequence", "the conversation has no assistant reply")
+        text = replies[-1]
+    elif "text" in field_map:
         text = text_field(row, field_map, "text")
     elif options.get("text_regex"):
         found = re.search(str(options["text_regex"]), Path(audio).name)
