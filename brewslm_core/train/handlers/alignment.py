@@ -227,13 +227,15 @@ class AlignmentHandler:
         terms = self.pair_terms(model, batch)
         return terms["loss"].sum(), batch["n_examples"]
 
-    def score(self, model: torch.nn.Module, rows: Sequence[dict]) -> dict[str, Any]:
+    def score(self, model: torch.nn.Module, rows: Sequence[dict], per_example: bool = False
+              ) -> dict[str, Any]:
         """DPO: preference accuracy (policy margin > 0), mean reward margin ("alignment
         margin"), mean chosen/rejected rewards. KTO: mean reward of desirable and undesirable
         completions, their gap, and the share on the right side of 0."""
         import torch
 
-        examples = [e for e in self.encode(rows) if e is not None]
+        encoded = self.encode(rows)
+        examples = [e for e in encoded if e is not None]
         if not examples:
             return {"n": 0, "mode": self.mode}
         parts: dict[str, list[torch.Tensor]] = {}
@@ -246,6 +248,7 @@ class AlignmentHandler:
         eval_estimate, self.kl_estimate = self.kl_estimate, kept_estimate
         cat = {k: torch.cat(v) for k, v in parts.items()}
         out: dict[str, Any] = {"n": len(examples), "mode": self.mode, "eval_loss": float(cat["loss"].mean())}
+        kept = [i for i, e in enumerate(encoded) if e is not None]
         if self.mode == DPO:
             out.update(
                 preference_accuracy=float((cat["margin"] > 0).float().mean()),
@@ -253,6 +256,12 @@ class AlignmentHandler:
                 reward_chosen_mean=float(cat["chosen"].mean()),
                 reward_rejected_mean=float(cat["rejected"].mean()),
             )
+            if per_example:
+                out["per_example"] = [
+                    {"index": i, "gold": "chosen", "prediction": "chosen" if m > 0 else "rejected",
+                     "reward_margin": m, "correct": m > 0}
+                    for i, m in zip(kept, cat["margin"].tolist(), strict=True)
+                ]
             return out
         good, bad = cat["reward"][cat["labels"]], cat["reward"][~cat["labels"]]
         good_mean = float(good.mean()) if good.numel() else None
@@ -267,6 +276,45 @@ class AlignmentHandler:
             reward_sign_accuracy=float(right),
             kl_estimate=eval_estimate,
         )
+        if per_example:
+            out["per_example"] = [
+                {"index": i, "gold": bool(lab), "reward": r, "correct": (r > 0) == bool(lab)}
+                for i, r, lab in zip(kept, cat["reward"].tolist(), cat["labels"].tolist(), strict=True)
+            ]
+        return out
+
+    # ---- loading and prediction ---------------------------------------------------------
+    def restore(self, base_path: Path, weights_dir: Path, state: dict[str, Any],
+                config: TrainConfig) -> torch.nn.Module:
+        from .restore import eval_ready, rebuild
+
+        self.mode = str(state.get("mode", DPO))
+        self.beta = float(state.get("beta", self.beta))
+        self.model_path = Path(base_path)
+        self.tokenizer = causal_tokenizer(weights_dir)
+        self.max_length = int(state.get("max_length", config.max_length))
+        self.pack_length = config.pack_length
+        return eval_ready(rebuild(self, config, self.model_path, weights_dir))
+
+    def predict_rows(self, model: torch.nn.Module, rows: Sequence[dict],
+                     max_new_tokens: int = 64) -> list[dict[str, Any]]:
+        """The aligned policy's greedy answer to each prompt; a row that also carries
+        ``chosen`` and ``rejected`` gets the reward margin and which one the policy prefers."""
+        from .seq2seq import Seq2SeqHandler
+
+        gen = Seq2SeqHandler()
+        gen.tokenizer = self.tokenizer
+        chats = [[{"role": m["role"], "content": str(m["content"])} for m in _prompt(r["record"])]
+                 for r in rows]
+        texts = gen.generate_batch(model, chats, max_new_tokens)
+        out: list[dict[str, Any]] = [{"text": t} for t in texts]
+        pairs = [i for i, r in enumerate(rows) if "chosen" in r["record"] and "rejected" in r["record"]]
+        if pairs and self.mode == DPO:
+            records = [{"record": {**rows[i]["record"], "prompt": _prompt(rows[i]["record"])}} for i in pairs]
+            scored = self.score(model, records, per_example=True).get("per_example", [])
+            for item in scored:
+                i = pairs[item["index"]]
+                out[i].update(preferred=item["prediction"], reward_margin=item["reward_margin"])
         return out
 
     def save(self, model: torch.nn.Module, out_dir: Path) -> None:
@@ -301,3 +349,11 @@ def _as_bool(value: Any) -> bool:
     if text in ("false", "0", "no", "undesirable", "bad"):
         return False
     raise ValueError(f"KTO label {value!r} is not a boolean; map labels to true/false")
+
+
+def _prompt(record: dict) -> list[dict]:
+    """A record's prompt as chat messages (a plain string prompt becomes one user turn)."""
+    prompt = record.get("prompt") or []
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}]
+    return list(prompt)

@@ -174,7 +174,9 @@ class AudioTranscriptHandler:
                 out.extend(self.tokenizer.batch_decode(ids, skip_special_tokens=True))
         return [t.strip() for t in out]
 
-    def score(self, model: torch.nn.Module, rows: Sequence[dict]) -> dict[str, Any]:
+    def score(self, model: torch.nn.Module, rows: Sequence[dict], per_example: bool = False
+              ) -> dict[str, Any]:
+        """WER and CER (jiwer) of greedy transcripts after ``normalise``, plus the loss."""
         import jiwer
 
         examples = self.encode(rows)
@@ -196,7 +198,7 @@ class AudioTranscriptHandler:
         pairs = [(r, h) for r, h in zip(refs, norm, strict=True) if r]
         if not pairs:
             return {"n": 0, "skipped": len(rows)}
-        return {
+        out = {
             "n": len(kept),
             "skipped": len(rows) - len(kept),
             "eval_loss": total / max(count, 1),
@@ -206,6 +208,46 @@ class AudioTranscriptHandler:
             "samples": [{"reference": r, "transcript": h} for r, h in
                         zip(refs[:5], hyps[:5], strict=True)],
         }
+        if per_example:
+            index = {id(r): i for i, r in enumerate(rows)}
+            out["per_example"] = [
+                {"index": index[id(row)], "gold": ref, "prediction": hyp,
+                 "wer": float(jiwer.wer(ref, normalise(hyp))) if ref else None,
+                 "correct": ref == normalise(hyp)}
+                for (row, _), ref, hyp in zip(kept, refs, hyps, strict=True)
+            ]
+        return out
+
+    # ---- loading and prediction ---------------------------------------------------------
+    def restore(self, base_path: Path, weights_dir: Path, state: dict[str, Any],
+                config: TrainConfig) -> torch.nn.Module:
+        from transformers import WhisperProcessor
+
+        from .restore import eval_ready, rebuild
+
+        self.model_path = Path(base_path)
+        self.processor = WhisperProcessor.from_pretrained(weights_dir)
+        self.processor.tokenizer.set_prefix_tokens(predict_timestamps=False)
+        self.sampling_rate = int(state.get("sampling_rate", self.sampling_rate))
+        self.pad_seconds = float(state.get("pad_seconds", self.pad_seconds))
+        self.max_length = int(state.get("max_length", config.max_length))
+        return eval_ready(rebuild(self, config, self.model_path, weights_dir))
+
+    def predict_rows(self, model: torch.nn.Module, rows: Sequence[dict]) -> list[dict[str, Any]]:
+        """The transcript of each row's ``audio`` file (a row whose file cannot be read gets
+        ``transcript`` None and the error)."""
+        out: list[dict[str, Any]] = [{} for _ in rows]
+        waves, where = [], []
+        for i, row in enumerate(rows):
+            try:
+                waves.append(self.read(row["record"]["audio"]))
+                where.append(i)
+            except (OSError, ValueError, KeyError) as exc:
+                out[i] = {"transcript": None, "error": f"{type(exc).__name__}: {exc}"}
+        for i, text in zip(where, self.transcribe(model, waves, self.max_length) if waves else [],
+                           strict=True):
+            out[i] = {"transcript": text, "normalised": normalise(text)}
+        return out
 
     # ---- output -------------------------------------------------------------------------
     def save(self, model: torch.nn.Module, out_dir: Path) -> None:

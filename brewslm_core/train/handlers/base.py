@@ -70,6 +70,15 @@ class TaskHandler(Protocol):
     def state(self) -> dict[str, Any]:
         """JSON-friendly facts a later load needs (label list, max length …)."""
 
+    def restore(
+        self, base_path: Path, weights_dir: Path, state: dict[str, Any], config: TrainConfig
+    ) -> torch.nn.Module:
+        """The trained model rebuilt from what ``save`` wrote and ``state`` said (eval mode);
+        the handler is ready to ``predict_rows`` and ``score`` afterwards (predict stage)."""
+
+    def predict_rows(self, model: torch.nn.Module, rows: Sequence[dict]) -> list[dict[str, Any]]:
+        """The task's natural output per row ``{"record": …}`` (label + scores, spans, answer …)."""
+
 
 @dataclass(slots=True)
 class PackedRows:

@@ -16,6 +16,7 @@ from .base import Example, lay_out
 from .encoder_tools import ENCODER_LORA_TARGETS, encoder_tokenizer, head_module, load_encoder
 from .encoder_tools import device_of as device_of  # re-exported: other modules import them here
 from .encoder_tools import to_device as to_device
+from .restore import eval_ready, load_tensors, rebuild
 
 if TYPE_CHECKING:
     import torch
@@ -116,9 +117,21 @@ class ClassificationHandler:
                 preds.extend(logits.argmax(-1).tolist())
         return preds, loss_sum
 
-    def score(self, model: torch.nn.Module, rows: Sequence[dict]) -> dict[str, Any]:
-        from sklearn.metrics import accuracy_score, f1_score
+    def scores_of(self, model: torch.nn.Module, examples: Sequence[Example], batch_size: int = 64):
+        """Class probabilities [n, labels] (a list of lists) per example."""
+        import torch
 
+        probs: list[list[float]] = []
+        with torch.no_grad():
+            for i in range(0, len(examples), batch_size):
+                batch = to_device(self.collate(examples[i : i + batch_size], True), device_of(model))
+                probs.extend(torch.softmax(model(batch).float(), -1).tolist())
+        return probs
+
+    def score(self, model: torch.nn.Module, rows: Sequence[dict], per_example: bool = False
+              ) -> dict[str, Any]:
+        """Accuracy, macro F1, per-class precision/recall/F1 and the confusion matrix
+        (scikit-learn). ``per_example`` adds one {id, gold, prediction, correct} per row."""
         encoded = self.encode(rows)
         examples = [e for e in encoded if e is not None]
         if not examples:
@@ -130,13 +143,46 @@ class ClassificationHandler:
         finally:
             model.train(was_training)
         gold = [e.target for e in examples]
-        return {
+        out = {
             "n": len(examples),
             "skipped_unknown_label": len(rows) - len(examples),
             "eval_loss": loss_sum / len(examples),
-            "accuracy": float(accuracy_score(gold, preds)),
-            "macro_f1": float(f1_score(gold, preds, average="macro")),
+            **label_metrics(gold, preds, self.labels),
         }
+        if per_example:
+            kept = [i for i, e in enumerate(encoded) if e is not None]
+            out["per_example"] = [
+                {"index": i, "gold": self.labels[g], "prediction": self.labels[p], "correct": g == p}
+                for i, g, p in zip(kept, gold, preds, strict=True)
+            ]
+        return out
+
+    # ---- loading and prediction ---------------------------------------------------------
+    def restore(self, base_path: Path, weights_dir: Path, state: dict[str, Any],
+                config: TrainConfig) -> torch.nn.Module:
+        """Handler state from the run's plan, and the trained model from its weights folder."""
+        self.model_path = Path(base_path)
+        self.tokenizer = encoder_tokenizer(weights_dir)
+        self.labels = list(state["labels"])
+        self.label_id = {label: i for i, label in enumerate(self.labels)}
+        self.max_length = int(state.get("max_length", config.max_length))
+        self.pack_length = config.pack_length
+        model = rebuild(self, config, self.model_path, weights_dir, adapter_of=lambda m: m.encoder)
+        load_tensors(model.head, weights_dir / HEAD_FILE)
+        return eval_ready(model)
+
+    def predict_rows(self, model: torch.nn.Module, rows: Sequence[dict]) -> list[dict[str, Any]]:
+        """Label and per-label probability for each row's text."""
+        texts = [str(r["record"].get(self.text_key, "")) for r in rows]
+        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        examples = [Example(list(ids), 0) for ids in enc]
+        probs = self.scores_of(model, examples)
+        out = []
+        for p in probs:
+            best = max(range(len(p)), key=p.__getitem__)
+            out.append({"label": self.labels[best], "score": p[best],
+                        "scores": dict(zip(self.labels, p, strict=True))})
+        return out
 
     # ---- output -------------------------------------------------------------------------
     def save(self, model: torch.nn.Module, out_dir: Path) -> None:
@@ -152,3 +198,23 @@ class ClassificationHandler:
     def state(self) -> dict[str, Any]:
         return {"labels": self.labels, "pooling": "mean", "max_length": self.max_length}
 
+
+
+def label_metrics(gold: Sequence[int], pred: Sequence[int], labels: Sequence[str]) -> dict[str, Any]:
+    """Accuracy, macro F1, per-class P/R/F1/support and the confusion matrix (rows = gold)."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+    ids = list(range(len(labels)))
+    p, r, f, support = precision_recall_fscore_support(gold, pred, labels=ids, zero_division=0)
+    return {
+        "accuracy": float(accuracy_score(gold, pred)),
+        # macro over the labels present in gold or prediction (sklearn's default set)
+        "macro_f1": float(f1_score(gold, pred, average="macro", zero_division=0)),
+        "per_class": {
+            name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
+                   "support": int(support[i])}
+            for i, name in enumerate(labels)
+        },
+        "confusion_matrix": {"labels": list(labels),
+                             "matrix": confusion_matrix(gold, pred, labels=ids).tolist()},
+    }

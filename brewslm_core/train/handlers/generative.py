@@ -47,9 +47,11 @@ class GenerativeTask:
         target: Callable[[dict], str],
         metrics: Callable[[list[str], Sequence[dict]], dict[str, Any]],
         max_new_tokens: int,
+        row_check: Callable[[str, dict], dict[str, Any]] | None = None,
     ) -> None:
         self.mode = mode
         self.prompt, self.target, self.metrics = prompt, target, metrics
+        self.row_check = row_check  # one row's {..., "correct"} for Evaluate's per-example results
         self.max_new_tokens = max_new_tokens
         self.sft = Seq2SeqHandler()
 
@@ -131,12 +133,30 @@ class GenerativeTask:
             tok.padding_side = side
         return [text.strip() for text in out]
 
-    def score(self, model: torch.nn.Module, rows: Sequence[dict]) -> dict[str, Any]:
+    def score(self, model: torch.nn.Module, rows: Sequence[dict], per_example: bool = False
+              ) -> dict[str, Any]:
         if not rows:
             return {"n": 0}
-        loss = self.sft.score(model, self.chat(rows)).get("eval_loss")
+        loss = self.sft.loss_score(model, self.chat(rows)).get("eval_loss")
         generated = self.generate(model, rows)
-        return {"mode": self.mode, "eval_loss": loss, **self.metrics(generated, rows)}
+        out = {"mode": self.mode, "eval_loss": loss, **self.metrics(generated, rows)}
+        if per_example:
+            out["per_example"] = [
+                {"index": i, "gold": self.target(r["record"]), "prediction": g,
+                 **(self.row_check(g, r) if self.row_check else {})}
+                for i, (g, r) in enumerate(zip(generated, rows, strict=True))
+            ]
+        return out
+
+    # ---- loading and prediction -------------------------------------------------------------
+    def restore(self, base_path: Path, weights_dir: Path, state: dict[str, Any],
+                config: TrainConfig) -> torch.nn.Module:
+        self.max_new_tokens = int(state.get("max_new_tokens", self.max_new_tokens))
+        return self.sft.restore(base_path, weights_dir, state, config)
+
+    def predict_rows(self, model: torch.nn.Module, rows: Sequence[dict]) -> list[dict[str, Any]]:
+        """The generated answer text per row (the task handler shapes it)."""
+        return [{"text": t} for t in self.generate(model, rows)]
 
 
 _OBJECT = re.compile(r"\{.*\}", re.DOTALL)

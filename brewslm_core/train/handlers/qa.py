@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from .base import Example
 from .encoder_tools import (
     ENCODER_LORA_TARGETS,
+    HEADS_FILE,
     device_of,
     encode_tokens,
     encoder_tokenizer,
@@ -36,6 +37,7 @@ from .encoder_tools import (
     to_device,
 )
 from .generative import GenerativeTask, is_causal_lm
+from .restore import eval_ready, load_tensors, rebuild
 
 if TYPE_CHECKING:
     import torch
@@ -120,11 +122,22 @@ def generative_qa() -> GenerativeTask:
         answers = record.get("answers") or []
         return str(answers[0]["text"]) if answers else NO_ANSWER_TEXT
 
-    def metrics(generated: list[str], rows: Sequence[dict]) -> dict[str, Any]:
-        said = ["" if normalize_answer(g) == NO_ANSWER_TEXT else g for g in generated]
-        return {"n": len(rows), **qa_metrics(said, rows)}
+    def said(text: str) -> str:
+        return "" if normalize_answer(text) == NO_ANSWER_TEXT else text
 
-    return GenerativeTask("generative", prompt, target, metrics, max_new_tokens=32)
+    def metrics(generated: list[str], rows: Sequence[dict]) -> dict[str, Any]:
+        return {"n": len(rows), **qa_metrics([said(g) for g in generated], rows)}
+
+    return GenerativeTask("generative", prompt, target, metrics, max_new_tokens=32,
+                          row_check=lambda g, row: qa_row_check(said(g), row))
+
+
+def qa_row_check(prediction: str, row: dict) -> dict[str, Any]:
+    """One row's exact match and F1 against its closest gold; ``correct`` = exact match."""
+    golds = [str(a["text"]) for a in row["record"].get("answers") or []]
+    em, f1 = best_over_golds(prediction, golds)
+    return {"gold": golds[0] if golds else "", "prediction": prediction, "exact_match": em, "f1": f1,
+            "correct": em == 1.0}
 
 
 def _module():  # torch is imported lazily; the class is built on first use
@@ -311,6 +324,14 @@ class QAHandler:
     ) -> tuple[list[str], float, int]:
         """Answer text per row ("" = no answer), plus the summed training-window loss and the
         number of windows it sums over."""
+        found, loss_sum, counted = self.answer_spans(model, rows, batch_size)
+        return [f["answer"] for f in found], loss_sum, counted
+
+    def answer_spans(
+        self, model: torch.nn.Module, rows: Sequence[dict], batch_size: int = 16
+    ) -> tuple[list[dict[str, Any]], float, int]:
+        """Per row {answer, start, end, score, no_answer_score} (start/end are character
+        offsets in the context, None for no answer), the summed loss and its window count."""
         windows = self.windows(rows)
         best: dict[int, tuple[float, tuple[int, int] | None]] = {}
         null: dict[int, float] = {}
@@ -331,25 +352,62 @@ class QAHandler:
                     null[row] = min(null.get(row, no_answer), no_answer)
                     if span is not None and score > best.get(row, (float("-inf"), None))[0]:
                         best[row] = (score, span)
-        answers: list[str] = []
+        answers: list[dict[str, Any]] = []
         for i, row in enumerate(rows):
             score, span = best.get(i, (float("-inf"), None))
-            if span is None or null.get(i, float("-inf")) > score:
-                answers.append("")
-            else:
-                answers.append(str(row["record"]["context"])[span[0] : span[1]])
+            no_answer = null.get(i, float("-inf"))
+            found: dict[str, Any] = {"answer": "", "start": None, "end": None,
+                                     "score": score if span else None, "no_answer_score": no_answer}
+            if span is not None and no_answer <= score:
+                found.update(answer=str(row["record"]["context"])[span[0] : span[1]],
+                             start=span[0], end=span[1])
+            answers.append(found)
         return answers, loss_sum, counted
 
     @or_generative
-    def score(self, model: torch.nn.Module, rows: Sequence[dict]) -> dict[str, Any]:
+    def score(self, model: torch.nn.Module, rows: Sequence[dict], per_example: bool = False
+              ) -> dict[str, Any]:
         if not rows:
             return {"n": 0}
         predictions, loss_sum, counted = self.predict(model, rows)
-        return {
+        out = {
             "n": len(rows),
             "eval_loss": loss_sum / counted if counted else None,
             **qa_metrics(predictions, rows),
         }
+        if per_example:
+            out["per_example"] = [{"index": i, **qa_row_check(p, r)}
+                                  for i, (p, r) in enumerate(zip(predictions, rows, strict=True))]
+        return out
+
+    # ---- loading and prediction ---------------------------------------------------------
+    def restore(self, base_path: Path, weights_dir: Path, state: dict[str, Any],
+                config: TrainConfig) -> torch.nn.Module:
+        self.model_path = Path(base_path)
+        if state.get("mode") == "generative":
+            self.generative = generative_qa()
+            return self.generative.restore(base_path, weights_dir, state, config)
+        self.tokenizer = encoder_tokenizer(weights_dir, fast_for="QA needs a fast tokenizer")
+        self.max_length = int(state.get("max_length", config.max_length))
+        self.stride = int(state.get("stride", self.max_length // 4))
+        self.max_answer_tokens = int(state.get("max_answer_tokens", self.max_answer_tokens))
+        self.pack_length = config.pack_length
+        model = rebuild(self, config, self.model_path, weights_dir, adapter_of=lambda m: m.encoder)
+        load_tensors(model.head, weights_dir / HEADS_FILE, "head.")
+        return eval_ready(model)
+
+    def predict_rows(self, model: torch.nn.Module, rows: Sequence[dict]) -> list[dict[str, Any]]:
+        """The answer span (text + character offsets in the context, the evidence) or "" for
+        no answer; the generative option gives the written answer."""
+        if self.generative is not None:
+            out = []
+            for found in self.generative.predict_rows(model, rows):
+                text = found["text"]
+                out.append({"answer": "" if normalize_answer(text) == NO_ANSWER_TEXT else text,
+                            "generated": text})
+            return out
+        found, _, _ = self.answer_spans(model, rows)
+        return found
 
     # ---- output -------------------------------------------------------------------------
     @or_generative

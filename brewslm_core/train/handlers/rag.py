@@ -76,6 +76,7 @@ class RAGHandler:
             lambda rec: str(rec.get("answer", "")),
             self._metrics,
             max_new_tokens=self.max_new_tokens,
+            row_check=_row_check,
         )
 
     # ---- retrieval into prompts -----------------------------------------------------------
@@ -146,10 +147,33 @@ class RAGHandler:
     def loss(self, model: torch.nn.Module, batch: dict[str, Any]):
         return self.gen.loss(model, batch)
 
-    def score(self, model: torch.nn.Module, rows: Sequence[dict]) -> dict[str, Any]:
+    def score(self, model: torch.nn.Module, rows: Sequence[dict], per_example: bool = False
+              ) -> dict[str, Any]:
         if not rows:
             return {"n": 0}
-        return self.gen.score(model, self.with_context(rows))
+        return self.gen.score(model, self.with_context(rows), per_example=per_example)
+
+    # ---- loading and prediction -------------------------------------------------------------
+    def restore(self, base_path: Path, weights_dir: Path, state: dict[str, Any],
+                config: TrainConfig) -> torch.nn.Module:
+        """The generator (``bind`` has already read the project corpus when the run used one)."""
+        self.top_k = int(state.get("top_k", self.top_k))
+        self.max_length = int(state.get("max_length", config.max_length))
+        return self.gen.restore(base_path, weights_dir, state, config)
+
+    def predict_rows(self, model: torch.nn.Module, rows: Sequence[dict]) -> list[dict[str, Any]]:
+        """The generated answer and its evidence: the passages retrieved and shown, with scores."""
+        live = self.with_context([{"record": {"answer": "", **r["record"]}} for r in rows])
+        texts = self.gen.generate(model, live)
+        out = []
+        for text, row in zip(texts, live, strict=True):
+            hits = row["record"]["_retrieved"]
+            out.append({
+                "answer": text,
+                "evidence": [{"title": p.title, "text": p.text, "source": p.source, "score": float(s)}
+                             for p, s in hits],
+            })
+        return out
 
     def save(self, model: torch.nn.Module, out_dir: Path) -> None:
         self.gen.save(model, out_dir)
@@ -178,6 +202,21 @@ class RAGHandler:
         }
 
     # ---- metrics ----------------------------------------------------------------------------
+    def _embedding_faithfulness(self, generated: list[str], rows: Sequence[dict]) -> float | None:
+        """Mean over answered rows of the best cosine (MiniLM) between the answer and a passage
+        the model was shown: a proxy for faithfulness, not a judgement of it."""
+        pairs = [(t, [x for _, x in row["record"]["_shown"] if x])
+                 for t, row in zip(generated, rows, strict=True) if t.strip()]
+        pairs = [(t, shown) for t, shown in pairs if shown]
+        if not pairs:
+            return None
+        answers = self.embedder.embed([t for t, _ in pairs])
+        best = []
+        for k, (_, shown) in enumerate(pairs):
+            sims = self.embedder.embed(shown) @ answers[k]
+            best.append(float(sims.max()))
+        return _mean(best)
+
     def _metrics(self, generated: list[str], rows: Sequence[dict]) -> dict[str, Any]:
         em, f1, recall, hit, grounded = [], [], [], [], []
         for text, row in zip(generated, rows, strict=True):
@@ -205,6 +244,9 @@ class RAGHandler:
             "retrieval_recall_n": len(recall),
             "answer_in_retrieved_at_k": _mean(hit),
             "answer_tokens_in_passages": _mean(grounded),
+            # the same lexical proxy under the name Evaluate gates on (no judge involved)
+            "faithfulness_lexical": _mean(grounded),
+            "faithfulness_embedding": self._embedding_faithfulness(generated, rows),
             "empty_answers": len(generated) - len(grounded),
             # where the first rows' passages came from: chunk ids or "<import_id>:<row_index>"
             # for a corpus, "" for a record's own passages
@@ -212,3 +254,15 @@ class RAGHandler:
                 [p.source for p, _ in row["record"]["_retrieved"]] for row in rows[:SOURCES_SHOWN]
             ],
         }
+
+
+def _row_check(generated: str, row: dict) -> dict[str, Any]:
+    """One RAG row: exact match / F1 against the gold answer and the lexical grounding share."""
+    rec = row["record"]
+    em, f1 = best_over_golds(generated, [str(rec.get("answer", ""))])
+    tokens = normalize_answer(generated).split()
+    shown = set(normalize_answer(" ".join(t for _, t in rec["_shown"])).split())
+    grounded = sum(t in shown for t in tokens) / len(tokens) if tokens else None
+    return {"question": rec.get("question"), "exact_match": em, "f1": f1,
+            "faithfulness_lexical": grounded, "correct": f1 >= 0.5,
+            "context": [t for _, t in rec["_shown"]]}

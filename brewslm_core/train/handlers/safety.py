@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .base import Example
 from .encoder_tools import (
     ENCODER_LORA_TARGETS,
+    HEADS_FILE,
     device_of,
     encode_tokens,
     encoder_tokenizer,
@@ -25,6 +26,7 @@ from .encoder_tools import (
     save_encoder_model,
     to_device,
 )
+from .restore import eval_ready, load_tensors, rebuild
 
 if TYPE_CHECKING:
     import torch
@@ -159,10 +161,19 @@ class SafetyHandler:
                 cats.extend((torch.sigmoid(categories) > self.threshold).int().tolist())
         return verdicts, cats, loss_sum
 
-    def score(self, model: torch.nn.Module, rows: Sequence[dict]) -> dict[str, Any]:
-        from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+    def score(self, model: torch.nn.Module, rows: Sequence[dict], per_example: bool = False
+              ) -> dict[str, Any]:
+        """Unsafe recall first (the number a safety gate is about), then precision, accuracy,
+        macro F1, per-class P/R/F1, the confusion matrix and per-category F1 (scikit-learn)."""
+        from sklearn.metrics import (
+            accuracy_score,
+            confusion_matrix,
+            f1_score,
+            precision_recall_fscore_support,
+        )
 
-        examples = [e for e in self.encode(rows) if e is not None]
+        encoded = self.encode(rows)
+        examples = [e for e in encoded if e is not None]
         if not examples:
             return {"n": 0, "skipped_unknown_label": len(rows)}
         verdicts, cats, loss_sum = self.predict(model, examples)
@@ -171,13 +182,15 @@ class SafetyHandler:
             gold, verdicts, labels=[0, 1], zero_division=0
         )
         out: dict[str, Any] = {
+            "unsafe_recall": float(r[UNSAFE]),
+            "unsafe_precision": float(p[UNSAFE]),
             "n": len(examples),
             "skipped_unknown_label": len(rows) - len(examples),
             "eval_loss": loss_sum / len(examples),
             "accuracy": float(accuracy_score(gold, verdicts)),
             "macro_f1": float(f1_score(gold, verdicts, labels=[0, 1], average="macro", zero_division=0)),
-            "unsafe_recall": float(r[UNSAFE]),
-            "unsafe_precision": float(p[UNSAFE]),
+            "confusion_matrix": {"labels": list(LABELS),
+                                 "matrix": confusion_matrix(gold, verdicts, labels=[0, 1]).tolist()},
             "per_class": {
                 name: {
                     "precision": float(p[i]),
@@ -202,6 +215,51 @@ class SafetyHandler:
             out["category_micro_f1"] = float(
                 f1_score(gold_cats, cats, average="micro", zero_division=0)
             )
+        if per_example:
+            kept = [i for i, e in enumerate(encoded) if e is not None]
+            out["per_example"] = [
+                {"index": i, "gold": LABELS[g], "prediction": LABELS[v], "correct": g == v}
+                for i, g, v in zip(kept, gold, verdicts, strict=True)
+            ]
+        return out
+
+    # ---- loading and prediction ---------------------------------------------------------
+    def restore(self, base_path: Path, weights_dir: Path, state: dict[str, Any],
+                config: TrainConfig) -> torch.nn.Module:
+        self.model_path = Path(base_path)
+        self.tokenizer = encoder_tokenizer(weights_dir)
+        self.categories = list(state.get("categories") or [])
+        self.category_id = {c: i for i, c in enumerate(self.categories)}
+        self.threshold = float(state.get("category_threshold", self.threshold))
+        self.max_length = int(state.get("max_length", config.max_length))
+        self.pack_length = config.pack_length
+        model = rebuild(self, config, self.model_path, weights_dir, adapter_of=lambda m: m.encoder)
+        load_tensors(model.head, weights_dir / HEADS_FILE, "head.")
+        load_tensors(model.category_head, weights_dir / HEADS_FILE, "category_head.")
+        return eval_ready(model)
+
+    def predict_rows(self, model: torch.nn.Module, rows: Sequence[dict]) -> list[dict[str, Any]]:
+        """Verdict with its unsafe probability, and the categories above the threshold."""
+        import torch
+
+        texts = [str(r["record"].get("text", "")) for r in rows]
+        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        examples = [Example(list(ids), 0, {"categories": [0.0] * len(self.categories)}) for ids in enc]
+        out: list[dict[str, Any]] = []
+        with evaluating(model):
+            for i in range(0, len(examples), 64):
+                batch = to_device(self.collate(examples[i : i + 64], True), device_of(model))
+                verdict, categories = model(batch)
+                unsafe = torch.softmax(verdict.float(), -1)[:, UNSAFE].tolist()
+                cat_p = torch.sigmoid(categories.float()).tolist()
+                for u, cp in zip(unsafe, cat_p, strict=True):
+                    scores = dict(zip(self.categories, cp, strict=True))
+                    out.append({
+                        "label": LABELS[UNSAFE] if u >= 0.5 else LABELS[0],
+                        "unsafe_score": u,
+                        "categories": [c for c, v in scores.items() if v > self.threshold],
+                        "category_scores": scores,
+                    })
         return out
 
     # ---- output -------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from ..distill import DistillError, load_capture, tokenizer_fingerprint
 from .base import IGNORE, Example, lay_out
 from .classification import device_of, to_device
 from .lora import causal_tokenizer, load_causal_lm
+from .restore import eval_ready, rebuild
 
 if TYPE_CHECKING:
     import torch
@@ -45,6 +46,9 @@ def record_messages(record: dict) -> list[dict] | None:
 class Seq2SeqHandler:
     task_profile = "seq2seq"
     lora_targets: Any = "all-linear"
+    # what score() generates during training (Evaluate asks for every row)
+    score_generate_rows = 8
+    score_max_new_tokens = 48
 
     def __init__(self) -> None:
         self.tokenizer: Any = None
@@ -260,7 +264,8 @@ class Seq2SeqHandler:
         self._tally = [0.0, 0, 0.0, 0]
         return {"ce_loss": ce / n_ce if n_ce else None, "kd_loss": kd / n_kd if n_kd else None}
 
-    def score(self, model: torch.nn.Module, rows: Sequence[dict]) -> dict[str, Any]:
+    def loss_score(self, model: torch.nn.Module, rows: Sequence[dict]) -> dict[str, Any]:
+        """Teacher-forced loss and perplexity on the rows' labels."""
         import torch
 
         # held-out rows are scored on their labels alone, even when training distils
@@ -280,6 +285,96 @@ class Seq2SeqHandler:
             model.train(was_training)
         mean = total / max(count, 1)
         return {"n": len(examples), "eval_loss": mean, "perplexity": math.exp(min(mean, 50.0))}
+
+    def score(self, model: torch.nn.Module, rows: Sequence[dict], per_example: bool = False,
+              generate_rows: int | None = None) -> dict[str, Any]:
+        """Loss and perplexity, then greedy answers to the first ``generate_rows`` prompts
+        (``score_generate_rows`` by default; all of them under Evaluate) scored against the
+        reference answers: sacrebleu BLEU and chrF, rouge-score ROUGE-L F1 (``bleu_rouge``)."""
+        out = self.loss_score(model, rows)
+        if not out.get("n"):
+            return out
+        limit = self.score_generate_rows if generate_rows is None else generate_rows
+        pairs = [(i, p, ref) for i, (p, ref) in enumerate(self.prompts(rows)) if p is not None][:limit]
+        if not pairs:
+            return out
+        was_training = model.training
+        model.eval()
+        try:
+            hyps = self.generate_batch(model, [p for _, p, _ in pairs], self.score_max_new_tokens)
+        finally:
+            model.train(was_training)
+        refs = [r for _, _, r in pairs]
+        out.update(text_metrics(hyps, refs))
+        out["generated_n"] = len(hyps)
+        if per_example:
+            out["per_example"] = [
+                {"index": i, "gold": ref, "prediction": hyp, **per_text(hyp, ref)}
+                for (i, _, ref), hyp in zip(pairs, hyps, strict=True)
+            ]
+        return out
+
+    # ---- prompts, generation, loading -----------------------------------------------------
+    def prompts(self, rows: Sequence[dict]) -> list[tuple[list[dict] | None, str]]:
+        """Per row: the chat up to its last assistant turn, and that turn (the reference)."""
+        out: list[tuple[list[dict] | None, str]] = []
+        for row in rows:
+            messages = record_messages(row["record"]) or []
+            last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=-1)
+            if last < 1:
+                out.append((None, ""))
+            else:
+                out.append((messages[:last], messages[last]["content"]))
+        return out
+
+    def generate_batch(self, model: torch.nn.Module, chats: Sequence[list[dict]],
+                       max_new_tokens: int = 64, batch_size: int = 8) -> list[str]:
+        """Greedy answers to chat prompts, left-padded batches (a decoder continues from the
+        right edge)."""
+        import torch
+
+        tok = self.tokenizer
+        texts = [tok.apply_chat_template(list(c), tokenize=False, add_generation_prompt=True)
+                 for c in chats]
+        out: list[str] = []
+        side = tok.padding_side
+        tok.padding_side = "left"
+        try:
+            with torch.no_grad():
+                for i in range(0, len(texts), batch_size):
+                    enc = tok(texts[i : i + batch_size], return_tensors="pt", padding=True,
+                              add_special_tokens=False).to(device_of(model))
+                    ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                         pad_token_id=tok.pad_token_id)
+                    out.extend(tok.batch_decode(ids[:, enc["input_ids"].shape[1] :],
+                                                skip_special_tokens=True))
+        finally:
+            tok.padding_side = side
+        return [t.strip() for t in out]
+
+    def restore(self, base_path: Path, weights_dir: Path, state: dict[str, Any],
+                config: TrainConfig) -> torch.nn.Module:
+        """Handler state from the plan and the trained model (adapter or full) from its folder."""
+        self.model_path = Path(base_path)
+        self.tokenizer = causal_tokenizer(weights_dir)
+        self.max_length = int(state.get("max_length", config.max_length))
+        self.pack_length = config.pack_length
+        return eval_ready(rebuild(self, config, self.model_path, weights_dir))
+
+    def predict_rows(self, model: torch.nn.Module, rows: Sequence[dict],
+                     max_new_tokens: int = 64) -> list[dict[str, Any]]:
+        """Generated text for each row: a chat (its last user turn answered), a source/target
+        pair (the source), or a plain ``text`` prompt."""
+        chats = []
+        for row in rows:
+            record = row["record"]
+            messages = record_messages(record)
+            if messages is None:
+                messages = [{"role": "user", "content": str(record.get("text", ""))}]
+            while messages and messages[-1]["role"] == "assistant":
+                messages = messages[:-1]
+            chats.append(messages)
+        return [{"text": t} for t in self.generate_batch(model, chats, max_new_tokens)]
 
     def generate(self, model: torch.nn.Module, messages: list[dict], max_new_tokens: int = 64) -> str:
         """Greedy answer to a chat prompt (for smoke checks and notebooks)."""
@@ -314,3 +409,30 @@ class Seq2SeqHandler:
                     "they train on the labels only"
                 ]
         return out
+
+
+def text_metrics(hyps: Sequence[str], refs: Sequence[str]) -> dict[str, Any]:
+    """Corpus BLEU and chrF (sacrebleu, 0-100) and mean ROUGE-L F1 (rouge-score, 0-1)."""
+    import sacrebleu
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    rouge = [scorer.score(r, h)["rougeL"].fmeasure for h, r in zip(hyps, refs, strict=True)]
+    return {
+        "bleu": float(sacrebleu.corpus_bleu(list(hyps), [list(refs)]).score),
+        "chrf": float(sacrebleu.corpus_chrf(list(hyps), [list(refs)]).score),
+        "rougeL": sum(rouge) / len(rouge) if rouge else 0.0,
+    }
+
+
+def per_text(hyp: str, ref: str) -> dict[str, Any]:
+    """One example's sentence chrF and ROUGE-L; ``correct`` = ROUGE-L F1 >= 0.5."""
+    import sacrebleu
+    from rouge_score import rouge_scorer
+
+    rouge = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True).score(ref, hyp)["rougeL"].fmeasure
+    return {"chrf": float(sacrebleu.sentence_chrf(hyp, [ref]).score), "rougeL": rouge,
+            "correct": rouge >= PASS_ROUGE_L}
+
+
+PASS_ROUGE_L = 0.5  # an SFT example passes when its ROUGE-L F1 against the reference reaches this

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .base import IGNORE, Example
 from .encoder_tools import (
     ENCODER_LORA_TARGETS,
+    HEADS_FILE,
     bio_spans,
     device_of,
     encoder_tokenizer,
@@ -36,6 +37,7 @@ from .encoder_tools import (
     to_device,
 )
 from .generative import GenerativeTask, fields_json, is_causal_lm, parse_fields
+from .restore import eval_ready, load_tensors, rebuild
 
 if TYPE_CHECKING:
     import torch
@@ -47,6 +49,35 @@ OUTSIDE = "O"
 
 def is_word_record(record: dict) -> bool:
     return "tokens" in record and "tags" in record
+
+
+def is_word_record_input(record: dict) -> bool:
+    """A prediction input of pre-split words (no tags yet)."""
+    return "tokens" in record and "tags" not in record
+
+
+def spans_to_bio(spans: Sequence[tuple[str, int, int]], n: int) -> list[str]:
+    """Word spans -> one BIO tag per word (the inverse of ``bio_spans``)."""
+    tags = [OUTSIDE] * n
+    for label, a, b in spans:
+        for k in range(a, min(b, n)):
+            tags[k] = ("B-" if k == a else "I-") + label
+    return tags
+
+
+def seqeval_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict[str, Any]:
+    """Entity-level precision/recall/F1 (seqeval, conlleval rules) and its per-type report."""
+    from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
+
+    gold, pred = [list(g) for g in gold], [list(p) for p in pred]
+    report = classification_report(gold, pred, output_dict=True, zero_division=0)
+    return {
+        "precision": float(precision_score(gold, pred, zero_division=0)),
+        "recall": float(recall_score(gold, pred, zero_division=0)),
+        "f1": float(f1_score(gold, pred, zero_division=0)),
+        "per_type": {k: {m: float(v) for m, v in d.items()} for k, d in report.items()
+                     if not k.endswith(" avg")},
+    }
 
 
 def bio_for_char_spans(
@@ -173,6 +204,10 @@ class StructuredExtractionHandler:
                 "structured extraction found no entity in the training rows; add rows that "
                 "mark entities"
             )
+        self._field_task(fields)
+        self.generative.setup(self.model_path, train_rows, config)
+
+    def _field_task(self, fields: list[str]) -> None:
         names = ", ".join(fields)
 
         def prompt(record: dict) -> str:
@@ -195,10 +230,14 @@ class StructuredExtractionHandler:
                 **field_match_scores(gold, [p or {} for p in parsed]),
             }
 
+        def row_check(generated: str, row: dict) -> dict[str, Any]:
+            parsed = parse_fields(generated)
+            gold = record_fields(row["record"])[1]
+            return {"fields": parsed, "valid_json": parsed is not None, "correct": parsed == gold}
+
         self.scoring_mode = "field_match"
         self.labels = fields
-        self.generative = GenerativeTask("field_match", prompt, target, metrics, 64)
-        self.generative.setup(self.model_path, train_rows, config)
+        self.generative = GenerativeTask("field_match", prompt, target, metrics, 64, row_check)
 
     @or_generative
     def build_model(self, config: TrainConfig) -> torch.nn.Module:
@@ -331,7 +370,10 @@ class StructuredExtractionHandler:
         return out, loss_sum, count
 
     @or_generative
-    def score(self, model: torch.nn.Module, rows: Sequence[dict]) -> dict[str, Any]:
+    def score(self, model: torch.nn.Module, rows: Sequence[dict], per_example: bool = False
+              ) -> dict[str, Any]:
+        """Exact span-set P/R/F1 (micro, macro, per type), seqeval's entity-level P/R/F1 over
+        the BIO tags of word rows, and field match for character-span rows."""
         if not rows:
             return {"n": 0}
         predicted, loss_sum, count = self._extract(model, rows)
@@ -347,6 +389,12 @@ class StructuredExtractionHandler:
             "eval_loss": loss_sum / count if count else None,
             **span_set_scores(gold, predicted),
         }
+        word_rows = [i for i, r in enumerate(rows) if is_word_record(r["record"])]
+        if word_rows:
+            out["seqeval"] = seqeval_scores(
+                [[str(t) for t in rows[i]["record"]["tags"]] for i in word_rows],
+                [spans_to_bio(predicted[i], len(rows[i]["record"]["tags"])) for i in word_rows],
+            )
         text_rows = [i for i, r in enumerate(rows) if not is_word_record(r["record"])]
         if text_rows:
             texts = [str(rows[i]["record"].get("text", "")) for i in text_rows]
@@ -354,6 +402,60 @@ class StructuredExtractionHandler:
                 [fields_of(t, gold[i]) for t, i in zip(texts, text_rows, strict=True)],
                 [fields_of(t, predicted[i]) for t, i in zip(texts, text_rows, strict=True)],
             )
+        if per_example:
+            out["per_example"] = [
+                {"index": i, "gold": [list(x) for x in g], "prediction": [list(x) for x in p],
+                 "correct": set(g) == set(p)}
+                for i, (g, p) in enumerate(zip(gold, predicted, strict=True))
+            ]
+        return out
+
+    # ---- loading and prediction ---------------------------------------------------------
+    def restore(self, base_path: Path, weights_dir: Path, state: dict[str, Any],
+                config: TrainConfig) -> torch.nn.Module:
+        self.model_path = Path(base_path)
+        if state.get("mode") == "field_match":
+            self._field_task(list(state.get("fields") or []))
+            return self.generative.restore(base_path, weights_dir, state, config)
+        self.tokenizer = encoder_tokenizer(weights_dir, fast_for="extraction needs a fast tokenizer")
+        self.labels = list(state["labels"])
+        self.label_id = {label: i for i, label in enumerate(self.labels)}
+        self.scoring_mode = str(state.get("scoring_mode", self.scoring_mode))
+        self.max_length = int(state.get("max_length", config.max_length))
+        self.pack_length = config.pack_length
+        model = rebuild(self, config, self.model_path, weights_dir, adapter_of=lambda m: m.encoder)
+        load_tensors(model.head, weights_dir / HEADS_FILE, "head.")
+        return eval_ready(model)
+
+    def predict_rows(self, model: torch.nn.Module, rows: Sequence[dict]) -> list[dict[str, Any]]:
+        """Spans with their text and the fields they fill: word ranges for ``tokens`` rows,
+        character offsets for ``text`` rows. The field_match option parses the written JSON."""
+        if self.generative is not None:
+            out = []
+            for found in self.generative.predict_rows(model, rows):
+                fields = parse_fields(found["text"])
+                out.append({"fields": fields or {}, "valid_json": fields is not None,
+                            "generated": found["text"]})
+            return out
+        # prediction rows carry no gold: empty tags/spans keep every token in the encoding
+        live = [{"record": {**r["record"], **({"tags": ["O"] * len(r["record"]["tokens"])}
+                                              if is_word_record_input(r["record"]) else {})}}
+                for r in rows]
+        predicted = self._extract(model, live)[0]
+        out = []
+        for row, spans in zip(live, predicted, strict=True):
+            record = row["record"]
+            if is_word_record(record):
+                words = [str(t) for t in record["tokens"]]
+                items = [{"label": lb, "start": a, "end": b, "text": " ".join(words[a:b])}
+                         for lb, a, b in spans]
+            else:
+                text = str(record.get("text", ""))
+                items = [{"label": lb, "start": a, "end": b, "text": text[a:b]} for lb, a, b in spans]
+            fields: dict[str, list[str]] = {}
+            for item in items:
+                fields.setdefault(item["label"], []).append(item["text"].strip())
+            out.append({"spans": items, "fields": fields})
         return out
 
     # ---- output -------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from ..vision_model import MERGE, RANDOM_INIT_NOTE, VISION_DEFAULTS, build_visio
 from ..vision_model import tokens_per_image as _tokens_per_image
 from .base import IGNORE, Example, lay_out
 from .encoder_tools import device_of, evaluating, to_device
-from .lora import load_causal_lm
+from .lora import causal_tokenizer, load_causal_lm
 from .qa import exact_match, token_f1
 from .seq2seq import Seq2SeqHandler
 
@@ -258,7 +258,12 @@ class VisionLanguageHandler(Seq2SeqHandler):
                 out.extend(self.tokenizer.batch_decode(new, skip_special_tokens=True))
         return [text.strip() for text in out]
 
-    def score(self, model: torch.nn.Module, rows: Sequence[dict]) -> dict[str, Any]:
+    def score(self, model: torch.nn.Module, rows: Sequence[dict], per_example: bool = False,
+              generate_rows: int | None = None) -> dict[str, Any]:
+        """Teacher-forced loss, then exact match / token F1 of greedy answers to the last user
+        turn, and sacrebleu/rouge-score text metrics of the same answers."""
+        from .seq2seq import text_metrics
+
         examples = [e for e in self.encode(rows) if e is not None]
         if not examples:
             return {"n": 0, "notes": [RANDOM_INIT_NOTE]}
@@ -269,13 +274,15 @@ class VisionLanguageHandler(Seq2SeqHandler):
                 loss, n = self.loss(model, batch)
                 total, count = total + float(loss), count + n
         prompts, answers = self._prompts(rows)
-        kept = [(p, a) for p, a in zip(prompts, answers, strict=True) if p is not None]
+        kept = [(i, p, a) for i, (p, a) in enumerate(zip(prompts, answers, strict=True)) if p is not None]
+        index = [i for i, _, _ in kept]
+        kept = [(p, a) for _, p, a in kept]
         longest = max((len(self.tokenizer(a)["input_ids"]) for _, a in kept), default=0)
         generated = self.generate_answers(model, [p for p, _ in kept],
                                           max_new_tokens=min(64, longest + 4))
         golds = [a for _, a in kept]
         n = max(len(kept), 1)
-        return {
+        out = {
             "n": len(examples),
             "eval_loss": total / max(count, 1),
             "answered": len(kept),
@@ -284,7 +291,60 @@ class VisionLanguageHandler(Seq2SeqHandler):
             "samples": [{"answer": a, "generated": g} for a, g in
                         zip(golds[:5], generated[:5], strict=True)],
             "notes": [RANDOM_INIT_NOTE],
+            **(text_metrics(generated, golds) if golds else {}),
         }
+        if per_example:
+            out["per_example"] = [
+                {"index": i, "gold": g, "prediction": p, "token_f1": token_f1(p, g),
+                 "correct": bool(exact_match(p, g))}
+                for i, p, g in zip(index, generated, golds, strict=True)
+            ]
+        return out
+
+    # ---- loading and prediction ---------------------------------------------------------
+    def restore(self, base_path: Path, weights_dir: Path, state: dict[str, Any],
+                config: TrainConfig) -> torch.nn.Module:
+        """The language model (adapter or full), the trained ViT and the projector."""
+        from transformers import ViTImageProcessorPil, ViTModel
+
+        from .restore import RestoreError, eval_ready, load_tensors, rebuild
+
+        self.vision_settings = dict(state.get("vision") or self.vision_settings)
+        self.merge = int(state.get("merge", self.merge))
+        self.image_tokens = int(state.get("tokens_per_image", self.image_tokens))
+        vision_dir = weights_dir / VISION_DIR
+        if not vision_dir.is_dir():
+            raise RestoreError(f"{vision_dir} is missing: the run did not finish saving; train it again")
+        self.model_path = Path(base_path)
+        self.tokenizer = causal_tokenizer(weights_dir)
+        self.max_length = int(state.get("max_length", config.max_length))
+        self.pack_length = config.pack_length
+        self.image_processor = ViTImageProcessorPil.from_pretrained(vision_dir)
+        model = rebuild(self, config, self.model_path, weights_dir, adapter_of=lambda m: m.lm)
+        trained = ViTModel.from_pretrained(vision_dir, add_pooling_layer=False)
+        model.vision.load_state_dict(trained.state_dict(), strict=True)
+        load_tensors(model.projector, weights_dir / PROJECTOR_FILE)
+        return eval_ready(model)
+
+    def predict_rows(self, model: torch.nn.Module, rows: Sequence[dict],
+                     max_new_tokens: int = 32) -> list[dict[str, Any]]:
+        """The answer to each row's last user turn about its images."""
+        chats = []
+        for row in rows:
+            record = dict(row["record"])
+            messages = list(record.get("messages") or [])
+            while messages and messages[-1].get("role") == "assistant":
+                messages = messages[:-1]
+            chats.append({"record": {**record, "messages": [*messages,
+                                                           {"role": "assistant", "content": ""}]}})
+        prompts, _ = self._prompts(chats)
+        live = [i for i, p in enumerate(prompts) if p is not None]
+        texts = self.generate_answers(model, [prompts[i] for i in live], max_new_tokens) if live else []
+        out: list[dict[str, Any]] = [{"text": None, "error": "no user turn, or an image could not be read"}
+                                     for _ in rows]
+        for i, text in zip(live, texts, strict=True):
+            out[i] = {"text": text}
+        return out
 
     # ---- output -------------------------------------------------------------------------
     def save(self, model: torch.nn.Module, out_dir: Path) -> None:
