@@ -9,7 +9,7 @@ export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PROJECT ?= demo-project
 
-.PHONY: demo test lint venv clean-venv bench dashboard lab
+.PHONY: demo test lint venv clean-venv bench dashboard lab chromium
 
 venv: $(STAMP)
 
@@ -28,17 +28,25 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check brewslm_core brewslm_widgets tests benchmarks
+	$(BIN)/lint-imports --no-cache
 
-test: $(STAMP) lint
+# The system Chromium for the browser tests: installed with apt-get when root, else a clear message.
+chromium:
+	.ci/ensure-chromium --required
+
+test: $(STAMP) lint chromium
 	$(BIN)/python -m pytest -q -n 2 --timeout 900
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
+# Run from the dashboard folder: its voila.json turns on idle-kernel culling.
 dashboard: $(STAMP)
-	BREWSLM_PROJECT=$(abspath $(PROJECT)) $(BIN)/voila --no-browser --Voila.ip=127.0.0.1 notebooks/dashboards/data.ipynb
+	.ci/ensure-chromium
+	cd notebooks/dashboards && BREWSLM_PROJECT=$(abspath $(PROJECT)) $(abspath $(BIN))/voila --no-browser --Voila.ip=127.0.0.1 data.ipynb
 
 lab: $(STAMP)
+	.ci/ensure-chromium
 	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser notebooks
 
 clean-venv:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import traitlets as t
@@ -31,15 +32,38 @@ class EventTimeline(BrewWidget):
     rows = t.List(t.List()).tag(sync=True)
     total = t.Int(0).tag(sync=True)
 
-    def __init__(self, project: Any, *, limit: int = 200, **kwargs: Any) -> None:
+    def __init__(self, project: Any, *, limit: int = 200, auto_refresh: float = 0.0,
+                 **kwargs: Any) -> None:
         from brewslm_core.contracts import KNOWN_STAGES, SEVERITIES
 
         super().__init__(stages=sorted(KNOWN_STAGES), severities=list(SEVERITIES), limit=limit,
                          **kwargs)
         self.project = project
         self._frame = None
+        self._stop = threading.Event()
         self.observe(self._filters_changed, names=["stage", "severity", "run_id", "text", "limit"])
         self.refresh()
+        if auto_refresh > 0:  # dashboards: new events show up without a click
+            threading.Thread(target=self._follow, args=(auto_refresh,), name="brewslm-timeline",
+                             daemon=True).start()
+
+    def _follow(self, every: float) -> None:
+        """Re-read the filtered events; push them only when they changed (an idle page stays idle)."""
+        while not self._stop.wait(every):
+            if self.sql or self.busy:
+                continue  # the SQL box is in charge, or a click is being handled
+            try:
+                frame = self._filtered()
+                shown = [row[self.columns.index("id")] for row in self.rows] \
+                    if "id" in self.columns else None
+                if shown is None or [int(i) for i in frame["id"]] != shown:  # events only append
+                    self._show(frame)
+            except Exception as exc:  # keep following; say what went wrong
+                self.error = f"{type(exc).__name__}: {exc}"
+
+    def close(self) -> None:
+        self._stop.set()
+        super().close()
 
     @property
     def dataframe(self):  # -> pandas.DataFrame
@@ -66,14 +90,17 @@ class EventTimeline(BrewWidget):
                 self._show(None)  # a failed query shows nothing rather than stale rows
                 raise
         else:
-            frame = events.list(
-                stage=self.stage or None,
-                severity=self.severity or None,
-                run_id=self.run_id or None,
-                text=self.text or None,
-                limit=self.limit,
-            )
+            frame = self._filtered()
         self._show(frame)
+
+    def _filtered(self) -> Any:
+        return self.project.events.list(
+            stage=self.stage or None,
+            severity=self.severity or None,
+            run_id=self.run_id or None,
+            text=self.text or None,
+            limit=self.limit,
+        )
 
     def _show(self, frame: Any) -> None:
         self._frame = frame

@@ -422,3 +422,45 @@ def test_readonly_table_has_no_commit(project, intents_csv, intents_mapping):
     assert w.summary["accepted"] > 0
     click(w, type="commit")
     assert "read-only" in w.error and w.committed == {}
+
+
+def test_timeline_follows_new_events_on_its_own(events_project):
+    w = EventTimeline(events_project, auto_refresh=0.05)
+    try:
+        sent = []
+        w.observe(lambda change: sent.append(change["new"]), names=["rows"])
+        time.sleep(0.3)
+        assert sent == []  # nothing new: nothing is pushed (an idle dashboard stays idle)
+        events_project.events.append(stage="export", severity="info", summary="exported")
+        deadline = time.monotonic() + 20
+        while w.total < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert w.total == 4 and len(sent) == 1
+    finally:
+        w.close()
+
+
+def test_runs_board_lists_runs_with_final_metrics(project):
+    from brewslm_widgets.runs import RunsBoard
+
+    board = RunsBoard(project, auto=False)
+    assert board.rows == [] and board.chart is None
+    assert "No training runs yet" in board.children[0].value  # says how to get one
+    path = _trace(project, "exp-done")
+    _write(path, *({"step": s, "loss": 2 - s / 10, "lr": 1e-3} for s in range(1, 4)))
+    project.events.append(stage="training", severity="info", summary="training finished",
+                          run_id="exp-done",
+                          payload={"final_train_loss": 1.7, "eval": {"accuracy": 0.5, "n": 4}})
+    _write(_trace(project, "exp-live"), {"step": 1, "loss": 3.0, "lr": 1e-3})
+    assert board.refresh() is True
+    rows = {r["run_id"]: r for r in board.rows}
+    assert rows["exp-done"]["status"] == "completed" and rows["exp-done"]["train steps"] == 3
+    assert rows["exp-done"]["final train loss"] == 1.7 and rows["exp-done"]["accuracy"] == 0.5
+    assert rows["exp-live"]["status"] == "running"
+    assert sorted(board.chart.run_ids) == ["exp-done", "exp-live"]
+    assert board.refresh() is False  # nothing changed: nothing re-sent
+    project.events.append(stage="training", severity="error", reason_code="training_oom",
+                          summary="out of memory", run_id="exp-live")
+    assert board.refresh() is True
+    assert {r["run_id"]: r for r in board.rows}["exp-live"]["status"] == "failed: training_oom"
+    board.close()

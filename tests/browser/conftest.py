@@ -167,7 +167,8 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """Factory: start_server("voila" | "lab", notebook_path, env={...}) -> Server."""
     started: list[Server] = []
 
-    def start(kind: str, notebook: Path, env: dict[str, str] | None = None) -> Server:
+    def start(kind: str, notebook: Path, env: dict[str, str] | None = None,
+              args: list[str] | None = None) -> Server:
         port, token = _free_port(), secrets.token_hex(16)
         home = tmp_path / f"jupyter-{kind}-{port}"
         log_path = home / "server.log"
@@ -175,7 +176,7 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
         if kind == "voila":
             cmd = [sys.executable, "-m", "voila", str(notebook), "--no-browser",
                    f"--port={port}", "--Voila.ip=127.0.0.1", f"--token={token}",
-                   "--show_tracebacks=True"]
+                   "--show_tracebacks=True", *(args or [])]
             url = f"http://127.0.0.1:{port}/?token={token}"
         elif kind == "lab":
             settings = home / "settings" / "@jupyterlab" / "apputils-extension"
@@ -191,7 +192,7 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
             cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
                    "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
                    "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-                   f"--ServerApp.root_dir={notebook.parent}"]
+                   f"--ServerApp.root_dir={notebook.parent}", *(args or [])]
             url = f"http://127.0.0.1:{port}/lab/tree/{notebook.name}?token={token}"
         else:
             raise ValueError(f"unknown server kind {kind!r}; use 'voila' or 'lab'")

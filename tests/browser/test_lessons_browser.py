@@ -260,6 +260,20 @@ def test_track1_lesson04_live_chart_and_baselines(tmp_path, start_server, offlin
     assert "majority class" in baseline and "TF-IDF" in baseline
     lab.finish(".bsl-loss", ".jp-CodeCell:has(.bsl-loss) + .jp-CodeCell + .jp-MarkdownCell")
 
+    # The dashboard over the same project lists the run with its final metrics and its curve.
+    board = start_server("voila", NOTEBOOKS / "dashboards" / "data.ipynb",
+                         env={"BREWSLM_PROJECT": str(lesson_dir / "track-1" / "project")})
+    page.goto(board.url, wait_until="commit")
+    row = page.locator(".bsl-runs tr.bsl-run").first
+    row.wait_for()
+    headers = page.locator(".bsl-runs th").all_inner_texts()
+    assert {"run_id", "status", "train steps", "final train loss", "accuracy"} <= set(headers)
+    cells = dict(zip(headers, row.locator("td").all_inner_texts(), strict=True))
+    assert cells["status"] == "completed" and cells["train steps"] == "60", cells
+    page.wait_for_selector('.bsl-loss[data-points="60"] .js-plotly-plot')
+    page.locator(".bsl-runs").scroll_into_view_if_needed()
+    screenshot(page, "voila-dashboard-runs")
+
 
 # ---- Track 2 and 3 ---------------------------------------------------------------------------
 def test_track2_lesson01_sentinel_rows(tmp_path, start_server, offline_page, lesson_dir):

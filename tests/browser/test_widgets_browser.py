@@ -166,8 +166,10 @@ def test_dashboard_loads_without_console_errors(start_server, offline_page, rich
     page.wait_for_selector(".bsl-timeline tr.bsl-row")
     page.wait_for_selector(".bsl-rejections tr.bsl-group")
     page.wait_for_selector(".bsl-cleaning .bsl-report")
+    page.wait_for_selector("text=No training runs yet")
     body = page.locator("body").inner_text()
     assert "Imports" in body and "imp-" in body
+    assert "No training runs yet" in body  # the runs section says how to get one
     assert "read_imports(project)" not in body  # code cells are hidden
     assert page.locator(".bsl-rejections .bsl-commit").count() == 0  # read-only report
     assert page.locator(".bsl-cleaning .bsl-start").count() == 0
@@ -242,3 +244,49 @@ def test_loss_chart_gains_points_while_training_runs(tmp_path, start_server, off
     assert len(growing) >= 3, seen  # the chart grew in several steps while training ran
     assert growing == sorted(growing) and growing[-1] == 30, seen
     assert log.errors == []
+
+
+def kernels_of(server) -> int:
+    import psutil
+
+    children = psutil.Process(server.proc.pid).children(recursive=True)
+    return sum(1 for c in children if "ipykernel" in " ".join(c.cmdline()))
+
+
+def test_dashboard_without_a_project_says_how_to_start(start_server, offline_page):
+    page, log = offline_page
+    server = start_server("voila", REPO / "notebooks" / "dashboards" / "data.ipynb",
+                          env={"BREWSLM_PROJECT": ""})
+    page.goto(server.url, wait_until="commit")
+    page.wait_for_selector("text=No project chosen")
+    body = page.locator("body").inner_text()
+    assert "make dashboard PROJECT=path/to/project" in body
+    assert "There was an error" not in body and "Traceback" not in body
+    screenshot(page, "voila-dashboard-no-project")
+    assert log.errors == [], log.errors
+
+
+def test_voila_culls_the_kernel_of_a_closed_page(start_server, offline_page, rich_project):
+    """A page that goes away without saying so (no beforeunload) must not leave its kernel."""
+    page, _log = offline_page
+    dashboard = REPO / "notebooks" / "dashboards" / "data.ipynb"
+    # The dashboard's own voila.json sets culling; short timings here to see it happen.
+    server = start_server("voila", dashboard, env={"BREWSLM_PROJECT": str(rich_project.root)},
+                          args=["--MappingKernelManager.cull_idle_timeout=4",
+                                "--MappingKernelManager.cull_interval=2"])
+    visit = page.context.new_page()
+    visit.goto(server.url, wait_until="commit")
+    visit.wait_for_selector(".bsl-timeline tr.bsl-row")
+    assert kernels_of(server) == 1
+    visit.close(run_before_unload=False)
+    deadline = time.monotonic() + 90
+    while kernels_of(server) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert kernels_of(server) == 0, server.log()
+    assert "Culling kernels with idle durations > 4 seconds" in server.log()
+
+    # Without flags the dashboard folder's voila.json turns culling on (Voila's default is off).
+    plain = start_server("voila", dashboard, env={"BREWSLM_PROJECT": str(rich_project.root)})
+    page.goto(plain.url, wait_until="commit")
+    page.wait_for_selector(".bsl-timeline tr.bsl-row")
+    assert "Culling kernels with idle durations > 300 seconds" in plain.log(), plain.log()
