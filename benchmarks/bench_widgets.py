@@ -88,6 +88,25 @@ def main(argv: list[str] | None = None) -> None:
 
         _row(f"loss chart load ({args.rows} steps)", _median_ms(bare_read, args.repeat),
              _median_ms(chart_read, args.repeat))
+        # plotly.js travels in the chart's state (the view must draw while the kernel is busy):
+        # the cost of that, against reading the bundle from the plotly package.
+        from brewslm_widgets.loss_chart import plotly_source
+
+        source = plotly_source()
+        chart = LossChart(project, "exp-bench", live=False)
+        state_mb = len(json.dumps(chart.get_state())) / 1e6
+        chart.close()
+        print(f"loss chart state {state_mb:.1f} MB (plotly.js {len(source) / 1e6:.1f} MB of it)")
+        _row("loss chart state serialisation", _median_ms(lambda: json.dumps(source), args.repeat),
+             _median_ms(lambda: json.dumps(LossChart(project, "exp-bench", live=False).get_state()),
+                        args.repeat))
+
+        from brewslm_widgets.runs import RunsBoard, run_rows
+
+        board = RunsBoard(project, auto=False)
+        _row("runs board refresh (1 run, unchanged)", _median_ms(lambda: run_rows(project), args.repeat),
+             _median_ms(board.refresh, args.repeat))
+        board.close()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak:.0f} MB")
 

@@ -5,6 +5,7 @@ from .flow import ImportFlow
 from .loss_chart import LossChart
 from .picker import IntrospectionPicker
 from .rejections import RejectionTable
+from .runs import RunsBoard
 from .timeline import EventTimeline
 
 __all__ = [
@@ -14,4 +15,5 @@ __all__ = [
     "IntrospectionPicker",
     "LossChart",
     "RejectionTable",
+    "RunsBoard",
 ]
