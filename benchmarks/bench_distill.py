@@ -46,9 +46,8 @@ def main() -> None:
     import torch
 
     from brewslm_core import Project
-    from brewslm_core.train import TrainConfig, train
+    from brewslm_core.train import TrainConfig, capture_teacher, train
     from brewslm_core.train.base_model import resolve_model_path
-    from brewslm_core.train.distill import capture_teacher
     from brewslm_core.train.handlers import Seq2SeqHandler
 
     torch.set_num_threads(args.threads)

@@ -11,6 +11,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .common import atomic_write_text
+
 if TYPE_CHECKING:
     from .events.store import EventStore
 
@@ -105,9 +107,7 @@ class Project:
             p.mkdir(parents=True, exist_ok=True)
 
     def save_config(self) -> None:
-        tmp = self.root / (CONFIG_NAME + ".tmp")
-        tmp.write_text(_toml_dumps(self.config), encoding="utf-8")
-        os.replace(tmp, self.root / CONFIG_NAME)
+        atomic_write_text(self.root / CONFIG_NAME, _toml_dumps(self.config))
 
     # ---- identity ---------------------------------------------------------------------
     @property
@@ -180,7 +180,7 @@ class Project:
     # ---- services ---------------------------------------------------------------------
     @cached_property
     def events(self) -> EventStore:
-        from .events.store import EventStore
+        from .events import EventStore
 
         return EventStore(self.events_dir, project_id=self.id)
 

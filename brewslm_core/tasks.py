@@ -50,8 +50,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .common import atomic_write_text, file_lock
 from .contracts.base import Contract, contract
-from .locks import file_lock
 from .project import Project
 
 STATES: tuple[str, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -140,9 +140,8 @@ def _read(project: Project, task_id: str) -> dict[str, Any]:
 
 def _write(project: Project, data: dict[str, Any]) -> None:
     path = _state_path(project, data["task_id"])
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, default=str), encoding="utf-8")
-    os.replace(tmp, path)  # atomic: readers see the old or the new file, never half of one
+    # atomic: readers see the old or the new file, never half of one
+    atomic_write_text(path, json.dumps(data, ensure_ascii=False, default=str))
 
 
 def _update(project: Project, task_id: str, **changes: Any) -> dict[str, Any]:

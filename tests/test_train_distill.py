@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 from brewslm_core import Project
 from brewslm_core.cli import app
 from brewslm_core.prepare import Manifest, prepare
-from brewslm_core.train import read_trace
+from brewslm_core.train import capture_teacher, read_trace
 from brewslm_core.train.base_model import resolve_model_path
 from brewslm_core.train.config import TrainConfig
-from brewslm_core.train.distill import DistillError, capture_teacher, example_key, load_capture
+from brewslm_core.train.distill import DistillError, example_key, load_capture
 from brewslm_core.train.handlers import IGNORE, Seq2SeqHandler
 from brewslm_core.train.runner import train_project
 

@@ -30,9 +30,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..common import atomic_write_json, file_lock
 from ..contracts.base import Contract, contract
 from ..contracts.shapes import MEDIA_SHAPES, record_text, text_hash
-from ..locks import file_lock
 from ..mapping import read_committed, read_imports
 from ..project import Project
 from .config import CleanConfig
@@ -375,9 +375,7 @@ def _run(project: Project, cfg: CleanConfig, ctx: Any) -> CleanReport:
         created_at=datetime.now(UTC).isoformat(),
         duration_s=round(time.perf_counter() - t0, 3),
     )
-    tmp = outdir / f".{REPORT_NAME}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
-    os.replace(tmp, outdir / REPORT_NAME)
+    atomic_write_json(outdir / REPORT_NAME, report.to_dict())
     ctx.progress(n_rows, total, "done")
     return report
 

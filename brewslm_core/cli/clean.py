@@ -10,6 +10,7 @@ import typer
 
 from ..clean.config import PII_POLICIES, CleanConfig, CleanConfigError
 from ..project import Project, ProjectError
+from .progress import progress_bar
 
 
 def _summary(report: dict) -> str:
@@ -41,7 +42,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Clean the committed rows: normalise, dedup, score quality, scan PII, chunk."""
         from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         from .. import tasks
         from ..clean.pipeline import start_clean
@@ -54,16 +54,12 @@ def register(app: typer.Typer) -> None:
             err.print(f"error: {exc}")
             raise typer.Exit(2) from exc
         task_id = start_clean(proj, config)
-        with Progress(TextColumn("[bold]clean[/] {task.description}"), BarColumn(),
-                      TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                      console=err, transient=True) as bar:
-            shown = bar.add_task("starting", total=None)
+        with progress_bar("clean") as update:
             try:
                 while True:
                     st = tasks.status(proj, task_id)
                     p = st.progress
-                    bar.update(shown, completed=p.get("done") or 0, total=p.get("total"),
-                               description=p.get("message") or st.state)
+                    update(p.get("done") or 0, p.get("total"), p.get("message") or st.state)
                     if st.done:
                         break
                     time.sleep(0.2)

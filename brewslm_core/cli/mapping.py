@@ -8,22 +8,7 @@ from typing import Any
 
 import typer
 
-
-def parse_pairs(pairs: list[str] | None, what: str, *, json_values: bool) -> dict[str, Any]:
-    """["a=b", ...] -> {"a": "b"}; option values are JSON when they parse as JSON."""
-    out: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"{what} {pair!r} should look like key=value")
-        if json_values:
-            try:
-                out[key.strip()] = json.loads(value)
-                continue
-            except json.JSONDecodeError:
-                pass
-        out[key.strip()] = value
-    return out
+from ..common import parse_pairs
 
 
 def _render_dry_run(report: Any) -> None:

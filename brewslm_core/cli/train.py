@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from .options import parse_sets
+from .progress import progress_bar
 
 
 def register(app: typer.Typer) -> None:
@@ -23,28 +24,17 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON"),
     ) -> None:
         """Train now (in this process) and print the outcome."""
-        from tqdm import tqdm
-
         from ..project import Project, ProjectError
-        from ..train.config import TrainConfigError
-        from ..train.runner import train_project
+        from ..train import TrainConfigError, train_project
 
+        # Under torchrun/accelerate every rank runs this; only rank 0 reports.
+        quiet = int(os.environ.get("RANK", "0")) != 0
         try:
             project = Project.open(project_dir)
-            # Under torchrun/accelerate every rank runs this; only rank 0 reports.
-            quiet = int(os.environ.get("RANK", "0")) != 0
-            bar = tqdm(total=None, unit="step", disable=as_json or quiet)
-
-            def progress(done: int, total: int, msg: str) -> None:
-                bar.total = total
-                bar.n = done
-                bar.set_postfix_str(msg)
-                bar.refresh()
-
-            result = train_project(
-                project, parse_sets(sets), run_id=resume, resume=resume is not None, progress=progress
-            )
-            bar.close()
+            with progress_bar("train", disable=as_json or quiet) as progress:
+                result = train_project(
+                    project, parse_sets(sets), run_id=resume, resume=resume is not None, progress=progress
+                )
         except (ProjectError, TrainConfigError, ValueError, OSError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
@@ -72,30 +62,20 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the capture as JSON"),
     ) -> None:
         """Capture a teacher's top-k logprobs on the train split, for distillation."""
-        from tqdm import tqdm
-
-        from ..models.ref import ModelNotAvailableError
+        from ..models import ModelNotAvailableError
         from ..prepare import ManifestError
         from ..project import Project, ProjectError
-        from ..train.distill import capture_teacher
-
-        bar = tqdm(total=None, unit="batch", disable=as_json)
-
-        def progress(done: int, total: int, msg: str) -> None:
-            bar.total, bar.n = total, done
-            bar.set_postfix_str(msg)
-            bar.refresh()
+        from ..train import capture_teacher
 
         try:
             project = Project.open(project_dir)
-            capture = capture_teacher(
-                project, teacher, top_k=top_k, max_length=max_length, student=student, progress=progress
-            )
+            with progress_bar("capture", disable=as_json) as progress:
+                capture = capture_teacher(
+                    project, teacher, top_k=top_k, max_length=max_length, student=student, progress=progress
+                )
         except (ProjectError, ManifestError, ModelNotAvailableError, ValueError, OSError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
-        finally:
-            bar.close()
         if as_json:
             typer.echo(json.dumps(capture.to_dict()))
             return

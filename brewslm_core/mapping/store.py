@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from ..locks import file_lock
+from ..common import file_lock
 from ..project import Project
 
 

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..common import file_lock
+
 MARKER = "brewslm-conversion.json"
 
 
@@ -36,10 +38,8 @@ def build_once(target: Path, version: int, build: Callable[[Path], dict[str, Any
     """
     if is_built(target, version):
         return target
-    from filelock import FileLock  # comes with huggingface_hub, which transformers needs
-
     target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
+    with file_lock(str(target) + ".lock"):
         if is_built(target, version):  # another process finished while we waited
             return target
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))

@@ -9,11 +9,11 @@ fail-open turns blockers into warnings.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from ..common import atomic_write_text
 from ..contracts.preflight import (
     PREFLIGHT_MODES,
     CheckResult,
@@ -484,21 +484,11 @@ def _build_plan(project: Project, manifest: Manifest, cfg: TrainConfig, ref: Mod
     )
 
 
-def _write_atomic(path: Any, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def _write_plan(project: Project, plan: TrainPlan) -> str:
     run_dir = project.run_dir(plan.run_id)
-    _write_atomic(run_dir / ACCELERATE_FILE, plan.accelerate["config_yaml"])
+    atomic_write_text(run_dir / ACCELERATE_FILE, plan.accelerate["config_yaml"])
     path = run_dir / PLAN_FILE
-    _write_atomic(path, json.dumps(plan.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(path, json.dumps(plan.to_dict(), indent=2, ensure_ascii=False) + "\n")
     return str(path)
 
 

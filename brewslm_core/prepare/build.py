@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..common import atomic_file, atomic_write_text, file_lock
 from ..contracts.prepare import (
     MANIFEST_SCHEMA_VERSION,
     SPLITS,
@@ -20,7 +19,6 @@ from ..contracts.prepare import (
 )
 from ..contracts.reasons import SHAPES, TASK_PROFILES
 from ..contracts.shapes import RECORD_KEYS
-from ..locks import file_lock
 from ..project import Project
 from . import profile as prof
 from .source import CleanBlockedError, load_rows
@@ -125,17 +123,9 @@ def _planned_model(project: Project, base_model: str | None, profile: str,
 
 def _write_jsonl(root: Path, path: Path, rows: list[dict[str, Any]]) -> SplitFile:
     """Write atomically (temp file + fsync + rename) and describe the file for the manifest."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_file(path, "w", newline="\n") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     sha, count = file_sha256_and_rows(path)
     return SplitFile(path=path.relative_to(root).as_posix(), sha256=sha, rows=count)
 
@@ -286,7 +276,7 @@ def _prepare(
         token_stats=stats,
         supervision_audit=audit,
     )
-    _write_text_atomic(project.manifest_path, manifest.to_json())
+    atomic_write_text(project.manifest_path, manifest.to_json())
     project.events.append(
         stage="adapter", severity="info", summary="dataset-prep summary",
         payload={
@@ -307,10 +297,3 @@ def _prepare(
     return manifest
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)

@@ -10,6 +10,7 @@ from .config import TrainConfig, TrainConfigError
 from .engine import CANCEL_FILE, TrainResult, new_run_id, train
 from .handlers import HANDLERS, TaskHandler, get_handler
 from .runner import config_from_manifest, train_project
+from .teacher import capture_teacher
 from .trace import read_trace
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "TrainConfig",
     "TrainConfigError",
     "TrainResult",
+    "capture_teacher",
     "config_from_manifest",
     "get_handler",
     "new_run_id",

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..common import atomic_write_json
 from ..contracts.base import Contract, contract
 from .base_model import resolve_model_path
 from .checkpoint import latest_checkpoint, save_checkpoint
@@ -410,9 +411,7 @@ class _Run:
             return
         if resume and (self.dir / "plan.json").exists():
             return  # the plan is what was asked first; a resume carries on with it
-        tmp = self.dir / "plan.json.tmp"
-        tmp.write_text(json.dumps(plan, indent=2), encoding="utf-8")
-        os.replace(tmp, self.dir / "plan.json")
+        atomic_write_json(self.dir / "plan.json", plan)
 
     def _result(
         self, status: str, reason: str | None, *, adapter_dir: str | None = None, error: str | None = None
