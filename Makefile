@@ -29,7 +29,6 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check brewslm_core brewslm_widgets tests benchmarks
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/lint-imports --no-cache
 
 # The system Chromium for the browser tests: installed with apt-get when root, else a clear message.
 chromium:
