@@ -1,7 +1,9 @@
-"""Rebuild a run's trained model from its folder for export: the source side of every smoke test.
+"""Rebuild a run's trained model for export: the source side of every smoke check.
 
-``brewslm_core.predict.load_run`` / ``merged_causal_lm`` are used when that package is there;
-the plain transformers + peft path below is the same recipe (base folder + the run's adapter).
+Causal LMs come through ``brewslm_core.predict`` (``load_run`` rebuilds the run exactly as
+training built it; ``merged_causal_lm`` merges its LoRA), the same path eval and deploy use.
+Encoders are compared on their hidden states (the task head travels as a file), so they are
+rebuilt here as the plain transformers encoder + the run's peft adapter.
 """
 
 from __future__ import annotations
@@ -12,21 +14,13 @@ from .source import RunSource
 
 
 def causal_lm(source: RunSource, *, merged: bool) -> tuple[Any, Any]:
-    """(model, tokenizer): the run's causal LM in fp32 eval mode, LoRA merged or kept as peft."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """(model, tokenizer): the run's causal LM in eval mode on CPU, LoRA merged or kept as peft."""
+    from ..predict import load_run, merged_causal_lm
 
-    tokenizer = AutoTokenizer.from_pretrained(source.weights_dir)
-    if not source.is_lora:
-        model = AutoModelForCausalLM.from_pretrained(source.weights_dir, dtype=torch.float32)
-        return model.eval(), tokenizer
-    from peft import PeftModel
-
-    base = AutoModelForCausalLM.from_pretrained(source.base_model_path, dtype=torch.float32)
-    model = PeftModel.from_pretrained(base, source.weights_dir)
+    loaded = load_run(source.project, source.run_id)
     if merged:
-        model = model.merge_and_unload()
-    return model.eval(), tokenizer
+        return merged_causal_lm(loaded)
+    return loaded.model.eval(), loaded.tokenizer
 
 
 def encoder(source: RunSource, *, merged: bool) -> tuple[Any, Any]:

@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..project import Project
 
-GENERATIVE_PROFILES = ("seq2seq", "alignment", "rag", "vision_language")
+# The same rule as brewslm_core.predict's LoadedRun.is_causal_lm, read from the plan alone.
+GENERATIVE_PROFILES = ("seq2seq", "alignment", "rag")
 ENCODER_PROFILES = ("classification", "safety", "qa", "structured_extraction")
+GENERATIVE_MODES = ("generative", "field_match")  # qa / extraction runs trained as a causal LM
 
 
 class ExportError(RuntimeError):
@@ -26,6 +28,7 @@ class ExportError(RuntimeError):
 
 @dataclass(frozen=True)
 class RunSource:
+    project: Project
     run_id: str
     run_dir: Path
     plan: dict[str, Any]
@@ -44,17 +47,16 @@ class RunSource:
         return max(ranks)
 
 
-def _kind(task_profile: str, base: Path) -> str:
-    if task_profile in ENCODER_PROFILES:
+def _kind(plan: dict[str, Any]) -> str:
+    """causal_lm | encoder | other (audio, vision-language: adapter/hf only)."""
+    profile = plan.get("task_profile")
+    mode = (plan.get("handler_state") or {}).get("mode")
+    if profile in GENERATIVE_PROFILES:
+        return "causal_lm"
+    if profile in ("qa", "structured_extraction") and mode in GENERATIVE_MODES:
+        return "causal_lm"
+    if profile in ENCODER_PROFILES:
         return "encoder"
-    if task_profile in GENERATIVE_PROFILES:
-        try:
-            config = json.loads((base / "config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return "other"
-        archs = config.get("architectures") or []
-        if any(a.endswith("ForCausalLM") for a in archs) and not config.get("is_encoder_decoder"):
-            return "causal_lm"
     return "other"
 
 
@@ -88,6 +90,7 @@ def read_run(project: Project, run_id: str) -> RunSource:
         )
     profile = str(plan.get("task_profile") or "")
     return RunSource(
+        project=project,
         run_id=run_id,
         run_dir=run_dir,
         plan=plan,
@@ -95,7 +98,7 @@ def read_run(project: Project, run_id: str) -> RunSource:
         weights_dir=weights,
         base_model_path=base,
         is_lora=is_lora,
-        kind=_kind(profile, base if is_lora else weights),
+        kind=_kind(plan),
     )
 
 
