@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from functools import lru_cache
 from typing import Any
 
 import traitlets as t
+
+from brewslm_core.train.trace import parse_lines, split_of
 
 from ._base import BrewWidget, static_text
 
@@ -37,16 +38,12 @@ class _TraceTail:
             return False
         self.offset += end
         grew = False
-        for raw in chunk[:end].splitlines():
-            try:
-                line = json.loads(raw)
-            except ValueError:
-                continue  # a corrupt line never stops the chart
-            if "eval_loss" in line:
+        for line in parse_lines(chunk[:end]):  # train.trace's parser: a corrupt line is skipped
+            if split_of(line) == "eval" and "eval_loss" in line:
                 self.eval["step"].append(line.get("step"))
                 self.eval["eval_loss"].append(line["eval_loss"])
                 grew = True
-            elif "loss" in line:
+            elif split_of(line) == "train" and "loss" in line:
                 self.train["step"].append(line.get("step"))
                 self.train["loss"].append(line["loss"])
                 self.train["lr"].append(line.get("lr"))

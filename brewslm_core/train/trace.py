@@ -36,16 +36,31 @@ class TraceWriter:
             self._fh.close()
 
 
+def parse_lines(raw: bytes) -> list[dict[str, Any]]:
+    """The JSON objects of complete trace lines in ``raw``; a corrupt line is skipped, never fatal.
+
+    The one parser of trace.jsonl: ``read_trace`` and the loss-chart widget's live tail use it.
+    """
+    out = []
+    for line in raw.splitlines():
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            out.append(obj)
+    return out
+
+
+def split_of(line: dict[str, Any]) -> str:
+    """``"train"`` or ``"eval"``: the line's ``split`` (lines without one are train steps)."""
+    return str(line.get("split", "train"))
+
+
 def read_trace(path: Path, split: str | None = None) -> list[dict[str, Any]]:
     """Trace lines; ``split="train"`` or ``"eval"`` filters. A half-written last line is skipped."""
     if not path.exists():
         return []
-    out = []
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        try:
-            line = json.loads(raw)
-        except json.JSONDecodeError:
-            continue  # a line being written right now
-        if split is None or line.get("split", "train") == split:
-            out.append(line)
-    return out
+    raw = path.read_bytes()
+    complete = raw[: raw.rfind(b"\n") + 1]  # the writer may be mid-line
+    return [line for line in parse_lines(complete) if split is None or split_of(line) == split]
