@@ -258,6 +258,8 @@ def test_track1_lesson04_live_chart_and_baselines(tmp_path, start_server, offlin
     assert "Loading weights" not in chart_out and "Warning" not in chart_out, chart_out
     baseline = lab.output(lab.cell("TfidfVectorizer"))
     assert "majority class" in baseline and "TF-IDF" in baseline
+    own = lab.output(lab.cell("my_sentences = ["))
+    assert "your sentence" in own and "order_status" in own and "brewslm predict" in own, own
     lab.finish(".bsl-loss", ".jp-CodeCell:has(.bsl-loss) + .jp-CodeCell + .jp-MarkdownCell")
 
     # The dashboard over the same project lists the run with its final metrics and its curve.
