@@ -32,6 +32,7 @@ GROUPS = (
     "prepare",
     "preflight",
     "train",
+    "export",
     "deploy",
 )
 
