@@ -16,12 +16,13 @@ import argparse
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from .common import peak_rss_mb
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("BREWSLM_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -131,8 +132,7 @@ def worker(method: str, root: str) -> dict:
         info = {"kept": report.kept_rows, "removed": report.removed_by_reason,
                 "pii": report.pii_by_type, "chunks": report.chunks}
     seconds = time.perf_counter() - start
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"method": method, "docs": docs, "seconds": seconds, "peak_rss_mb": peak_kb / 1024,
+    return {"method": method, "docs": docs, "seconds": seconds, "peak_rss_mb": peak_rss_mb(),
             **info}
 
 

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import time
 from itertools import islice
 from pathlib import Path
+
+from .common import peak_rss_mb
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("BREWSLM_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -43,10 +44,6 @@ def mapped_rows(spec: str, shape: str, limit: int) -> list[dict]:
     field_map, options = resolve(conn, shape, None, None)
     items = islice(map_rows(conn, shape, field_map, options), limit)
     return [{"record": item.record} for item in items if hasattr(item, "record")]
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def hf_model(task: str, handler):

@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import resource
 import shutil
 import statistics
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from .common import children_peak_rss_mb, peak_rss_mb
 
 PAYLOAD = {"source": "jsonl:data/train.jsonl", "accepted": 1200, "rejected": 3,
            "by_reason": {"missing_field": 2, "empty_text": 1}, "config_id": "cfg-7f3a"}
@@ -145,8 +146,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "query_ingested_ms": statistics.median(ingested),
         "fsync_floor_p50_ms": _pct(floor, 0.5),
     }
-    self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    self_rss = peak_rss_mb()
+    child_rss = children_peak_rss_mb()
     print(f"RunEvent store benchmark ({args.events} appends/writer, "
           f"{args.naive_events} naive, {args.query_events} events for queries)")
     print(f"  baseline naive duckdb connect+INSERT+close, 1 writer: p50 {results['naive_p50_ms']:.2f} ms"

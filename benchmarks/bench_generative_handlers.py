@@ -14,9 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import time
 from pathlib import Path
+
+from .common import peak_rss_mb
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -129,7 +130,7 @@ def main() -> None:
     result = {
         "dpo": bench_dpo(args.pairs, args.max_length, args.repeats),
         "retrieval": bench_retrieval(args.rows),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     }
     print(json.dumps(result, indent=2))
 

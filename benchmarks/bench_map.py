@@ -13,12 +13,13 @@ import argparse
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from .common import peak_rss_mb
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("BREWSLM_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -74,8 +75,7 @@ def worker(method: str, kind: str, path: str) -> dict:
         rows = report.total
         assert report.accepted + report.rejected == report.total
     seconds = time.perf_counter() - start
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"method": method, "rows": rows, "seconds": seconds, "peak_rss_mb": peak_kb / 1024}
+    return {"method": method, "rows": rows, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
 
 
 def measure(method: str, kind: str, path: Path) -> dict:

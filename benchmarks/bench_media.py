@@ -15,10 +15,11 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import resource
 import tempfile
 import time
 from pathlib import Path
+
+from .common import peak_rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("BREWSLM_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -71,7 +72,7 @@ def _run(spec: dict, queue: mp.Queue) -> None:
         "samples_per_s": sum(t["samples"] for t in steps) / step_s,
         "first_loss": steps[0]["loss"], "final_loss": result.final_train_loss,
         "before": _brief(before), "after": _brief(result.eval),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     })
 
 

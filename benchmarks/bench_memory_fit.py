@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from .common import peak_rss_mb
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("BREWSLM_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -89,7 +90,7 @@ def child(name: str, size: str, baseline: bool) -> None:
 
     profile, over, sizes = CONFIGS[name]
     rows = banking_rows(sizes[size]) if profile == "classification" else alpaca_rows(sizes[size])
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()
     if baseline:
         print(json.dumps({"peak_mb": peak}))
         return
@@ -99,7 +100,7 @@ def child(name: str, size: str, baseline: bool) -> None:
         t0 = time.perf_counter()
         result = train(project, cfg, rows, None)
         seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()
     print(json.dumps({"peak_mb": peak, "status": result.status, "steps": result.steps,
                       "seconds": seconds, "error": result.error}))
 
@@ -165,7 +166,7 @@ def main() -> None:
               f"{got['seconds']:>6.1f}  {parts}")
     inside = sum(0.75 <= r <= 1.25 for r in ratios)
     print(f"within +-25%: {inside}/{len(ratios)}")
-    print(f"parent peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
+    print(f"parent peak RSS: {peak_rss_mb():,.0f} MB")
 
 
 if __name__ == "__main__":

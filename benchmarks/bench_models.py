@@ -15,10 +15,11 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import resource
 import tempfile
 import time
 from pathlib import Path
+
+from .common import peak_rss_mb
 
 SHARED_DATA = Path(
     os.environ.get("BREWSLM_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -29,10 +30,6 @@ def _timed(fn):  # type: ignore[no-untyped-def]
     start = time.perf_counter()
     value = fn()
     return value, time.perf_counter() - start
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def bench_smollm2(skip_gguf: bool) -> None:
@@ -121,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     bench_minilm(args.sentences)
     bench_whisper(args.audio_files)
     bench_smollm2(args.skip_gguf)
-    print(f"peak RSS {_peak_rss_mb():.0f} MB")
+    print(f"peak RSS {peak_rss_mb():.0f} MB")
 
 
 if __name__ == "__main__":

@@ -18,12 +18,13 @@ import argparse
 import csv
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from .common import peak_rss_mb
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("BREWSLM_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -88,8 +89,7 @@ def worker(method: str, folder: str) -> dict:
     else:
         raise SystemExit(f"unknown method {method}")
     seconds = time.perf_counter() - start
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"method": method, "rows": n, "seconds": seconds, "peak_rss_mb": peak_kb / 1024}
+    return {"method": method, "rows": n, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
 
 
 def run(method: str, folder: Path) -> dict:

@@ -34,12 +34,13 @@ import json
 import math
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from .common import peak_rss_mb
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("BREWSLM_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -133,10 +134,6 @@ def flops_per_real_token(spec: dict, path, lengths: list[int], trainable: int) -
     attention = 12 * config.num_hidden_layers * config.hidden_size * keys / max(sum(lengths), 1)
     return {"flops_per_token": dense + attention, "dense_flops": dense, "attention_flops": attention,
             "matmul_params": matmul, "trainable_params": trainable}
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # ---- one run (in a subprocess) --------------------------------------------------------------

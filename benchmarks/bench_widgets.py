@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
+
+from .common import peak_rss_mb
 
 
 def _median_ms(fn: Callable[[], object], repeat: int) -> float:
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
         _row("runs board refresh (1 run, unchanged)", _median_ms(lambda: run_rows(project), args.repeat),
              _median_ms(board.refresh, args.repeat))
         board.close()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()
     print(f"peak RSS {peak:.0f} MB")
 
 

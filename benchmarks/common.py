@@ -1,4 +1,4 @@
-"""What several benchmarks share: where the shared data lives, alpaca rows, peak RSS."""
+"""What several benchmarks share: where the shared data lives, alpaca rows, peak RSS (the one reader)."""
 
 from __future__ import annotations
 
@@ -27,3 +27,8 @@ def alpaca(n: int, seed: int = 0) -> list[dict]:
 def peak_rss_mb() -> float:
     """This process's peak resident memory so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def children_peak_rss_mb() -> float:
+    """The largest peak resident memory of this process's finished children (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

@@ -19,21 +19,18 @@ import json
 import math
 import os
 import random
-import resource
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from .common import peak_rss_mb
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("BREWSLM_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 # The recipe that reached the goal (see the report in the module's run output).
 RECIPE = {"method": "full", "lr": 1e-4, "epochs": 3, "batch_size": 32, "max_length": 64, "warmup": 0.05}
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def quiet() -> None:
