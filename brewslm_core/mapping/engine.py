@@ -134,11 +134,13 @@ def committed_keys(project: Project | None) -> set[bytes]:
 def dry_run(source: str | Connector, shape: str, field_map: dict[str, str] | None = None,
             options: dict | None = None, *, drop_reasons: Iterable[str] = (),
             sample_size: int = 20, examples_per_reason: int = 5,
-            project: Project | None = None) -> DryRunReport:
+            project: Project | None = None, columnar: bool = True) -> DryRunReport:
     """Map the whole source without writing: counts by reason, examples, an accepted sample.
 
     ``drop_reasons`` only hides those reasons' examples from the rendered report; every count
-    stays. With a project, rows already committed there count as duplicate_row.
+    stays. With a project, rows already committed there count as duplicate_row. Flat shapes of
+    JSON Lines files are judged column-wise (columnar.py, same verdicts); ``columnar=False``
+    forces the per-row path.
     """
     dropped = tuple(dict.fromkeys(drop_reasons))
     unknown = [r for r in dropped if r not in ROW_REJECT_CODES]
@@ -146,11 +148,20 @@ def dry_run(source: str | Connector, shape: str, field_map: dict[str, str] | Non
         raise MappingError(f"unknown reason code(s) {unknown}; known: {sorted(ROW_REJECT_CODES)}")
     conn = _connector(source, project)
     fmap, opts = resolve(conn, shape, field_map, options)
+    committed = committed_keys(project)
+    if columnar:
+        from .columnar import fast_dry_run
+
+        fast = fast_dry_run(conn, shape, fmap, opts, committed, config=config_id(shape, fmap, opts),
+                            dropped=dropped, sample_size=sample_size,
+                            examples_per_reason=examples_per_reason)
+        if fast is not None:
+            return fast
     by_reason: Counter[str] = Counter()
     examples: dict[str, list[RejectedRow]] = {}
     sample: list[TransformedRow] = []
     total = accepted = 0
-    for item in map_rows(conn, shape, fmap, opts, committed_keys(project)):
+    for item in map_rows(conn, shape, fmap, opts, committed):
         total += 1
         if isinstance(item, TransformedRow):
             accepted += 1

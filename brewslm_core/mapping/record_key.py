@@ -2,8 +2,9 @@
 included), not only its text. Two chats that differ only in their tools, or two QA rows that
 differ only in their answers, are different rows.
 
-The key is sha256 over an unambiguous length-prefixed serialisation (``canonical``), simple
-enough for the columnar fast path (columnar.py) to build the same bytes in SQL.
+The key is the MD5 digest (16 bytes: a dedup key, not a security hash; the map stage kept 16
+bytes of sha256 before) of an unambiguous length-prefixed serialisation (``canonical``), simple
+enough for the columnar fast path (columnar.py) to build the same bytes, and hash them, in SQL.
 """
 
 from __future__ import annotations
@@ -32,6 +33,6 @@ def canonical(value: Any) -> str:
 
 
 def record_key(shape: str, record: dict[str, Any]) -> bytes:
-    """sha256 digest of ``shape`` and the whole canonical record."""
-    return hashlib.sha256(f"{shape}\x00{canonical(record)}".encode("utf-8", "surrogatepass")
-                          ).digest()
+    """16-byte MD5 digest of ``shape`` and the whole canonical record."""
+    return hashlib.md5(f"{shape}\x00{canonical(record)}".encode("utf-8", "surrogatepass"),
+                       usedforsecurity=False).digest()
