@@ -123,7 +123,9 @@ def test_default_passes_probes_and_writes_the_plan(prepared: Project) -> None:
     events = training_events(prepared)
     by_run = {e["run_id"]: e for e in events}
     assert by_run[report.run_id]["severity"] == "info"
-    assert by_run[probe["run_id"]]["summary"].startswith("training finished")
+    assert by_run[probe["run_id"]]["summary"].startswith("preflight probe: 2 training steps")
+    assert by_run[probe["run_id"]]["payload"]["kind"] == "probe"
+    assert "training finished" not in " ".join(e["summary"] for e in events)
 
 
 def prepared_counts(project: Project) -> dict:

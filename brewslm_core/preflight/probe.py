@@ -1,8 +1,9 @@
 """A 2-step training probe through the real engine: the plan's seconds/step is measured.
 
 The probe trains on a few manifest train rows (spread over the split so every label can
-appear) into ``runs/<run_id>/probe``. The engine records every run with one RunEvent, so the
-probe's ``training`` event carries the run id ``<run_id>/probe``; the plan names it. Its
+appear) into ``runs/<run_id>/probe``. The engine records every run with one RunEvent; the
+probe's says it is a probe (summary "preflight probe: …", payload kind "probe", run id
+``<run_id>/probe``), so no timeline reads it as a finished training run; the plan names it. Its
 weights are thrown away; its plan.json and trace.jsonl stay as evidence of the measurement.
 """
 
@@ -53,7 +54,7 @@ def run_probe(project: Project, manifest: Manifest, config: TrainConfig, run_id:
         eval_every=0,
     )
     pid = probe_run_id(run_id)
-    result = train(project, probe_cfg, rows, None, run_id=pid)
+    result = train(project, probe_cfg, rows, None, run_id=pid, probe=True)
     run_dir = project.run_dir(pid)
     out: dict[str, Any] = {
         "run_id": pid,

@@ -189,6 +189,7 @@ class _Run:
         self.together = True  # False once a rank fails on its own (see _failure)
         self.device: Any = None
         self.steps_note: str | None = None  # how max_steps overrode epochs, said in plan and event
+        self.probe = False  # preflight's timing run: recorded as a probe, not a training completion
 
     # ---- stop checks (called between micro-batches: "within one step") -----------------
     def _local_stop(self) -> TrainingStopped | None:
@@ -445,16 +446,19 @@ def train(
     resume: bool = False,
     cancel: Callable[[], bool] | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    probe: bool = False,
 ) -> TrainResult:
     """Train on rows ``{"record": …}`` (as prepare writes them) and record the outcome.
 
     Never raises for a run that started: the outcome is the result's ``status`` plus one
     ``training`` RunEvent. ``resume=True`` with an existing ``run_id`` continues from its last
-    checkpoint. ``cancel`` is polled between micro-batches.
+    checkpoint. ``cancel`` is polled between micro-batches. ``probe=True`` (preflight's timing
+    run) records the outcome as a probe, not as a finished training run.
     """
     config.check()
     run_id = run_id or new_run_id()
     run = _Run(project, config, run_id, cancel, progress)
+    run.probe = probe
     run.dist = from_env()
     limit = config.max_rss_mb or default_rss_limit_mb()
     try:
@@ -479,13 +483,19 @@ def _record_success(run: _Run, result: TrainResult) -> None:
         return  # one RunEvent per run, from rank 0
     project, run_id = run.project, run.run_id
     if result.status == "completed":
+        summary = (
+            f"preflight probe: {result.steps} training steps timed for the plan (weights not kept)"
+            if run.probe
+            else f"training finished after {result.steps} steps"
+        )
         _emit(
             project,
             "info",
             None,
             run_id,
-            f"training finished after {result.steps} steps",
+            summary,
             {
+                "kind": "probe" if run.probe else "run",
                 "experiment_id": run_id,
                 "backend": _backend(run),
                 "final_train_loss": result.final_train_loss,
