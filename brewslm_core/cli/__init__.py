@@ -32,6 +32,8 @@ GROUPS = (
     "prepare",
     "preflight",
     "train",
+    "predict",
+    "evaluate",
     "export",
     "deploy",
 )

@@ -1,6 +1,7 @@
 """Frozen contract objects from the seeds. Import from here, not from the submodules."""
 
 from .base import Contract, contract
+from .evaluate import EvalReport, FailureCluster, Gate, GateResult
 from .events import RunEvent
 from .ingest import FieldInfo, SentinelRow, SourceDescription
 from .introspect import ProposedMapping, ShapeHypothesis
@@ -43,6 +44,10 @@ __all__ = [
     "Contract",
     "contract",
     "RunEvent",
+    "EvalReport",
+    "FailureCluster",
+    "Gate",
+    "GateResult",
     "FieldInfo",
     "SentinelRow",
     "SourceDescription",
