@@ -3,6 +3,9 @@
     python -m benchmarks.bench_map              # 1,000,000 generated JSONL rows + banking77
     python -m benchmarks.bench_map --rows 100000
 
+Flat shapes of JSON Lines files take the columnar dry run (mapping/columnar.py); the goal is
+>= 0.3x the bare DuckDB read for them (brewslm_mapped, mapped_*).
+
 Every measurement runs in its own subprocess so peak RSS is that reader's alone. Results are
 printed as ratios against the bare DuckDB read of the same file, measured in the same run.
 """
@@ -23,7 +26,15 @@ from .common import peak_rss_mb
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("BREWSLM_SHARED_DATA", REPO.parent / "shared" / "data"))
-METHODS = ("duckdb", "pandas", "brewslm_ingest", "brewslm_mapped", "brewslm_dry_run")
+METHODS = ("duckdb", "pandas", "brewslm_ingest", "brewslm_mapped", "brewslm_dry_run",
+           "brewslm_per_row", "mapped_text", "mapped_alpaca", "mapped_prompt_completion")
+# Flat shapes over the same generated columns (the columnar dry run serves them all).
+FLAT_MAPS = {
+    "mapped_text": ("text", {"text": "text"}),
+    "mapped_alpaca": ("alpaca", {"instruction": "text", "output": "label"}),
+    "mapped_prompt_completion": ("prompt_completion", {"prompt": "text", "completion": "label"}),
+}
+CSV_METHODS = ("duckdb", "pandas", "brewslm_ingest", "brewslm_mapped", "brewslm_dry_run")
 
 WORDS = ("card payment refund transfer balance account pending declined limit fee exchange rate "
          "top up cash withdrawal atm pin verify identity lost stolen freeze order new").split()
@@ -65,13 +76,20 @@ def worker(method: str, kind: str, path: str) -> dict:
         from brewslm_core.ingest import open_source
 
         rows = sum(1 for _ in open_source(f"{kind}:{path}").load())
+    elif method in FLAT_MAPS:
+        shape, fields = FLAT_MAPS[method]
+        report = dry_run(f"{kind}:{path}", shape, fields)
+        rows = report.total
+        assert report.accepted + report.rejected == report.total
     else:
         # brewslm_dry_run: introspection proposes the field map (two extra passes: count and
-        # stratified sample), then the full map; brewslm_mapped: the field map is given.
+        # stratified sample), then the full map; brewslm_mapped: the field map is given;
+        # brewslm_per_row: given map, the per-row path (columnar=False) for comparison.
         fields = None
-        if method == "brewslm_mapped":
+        if method in ("brewslm_mapped", "brewslm_per_row"):
             fields = {"text": "text", "label": "label" if kind == "jsonl" else "category"}
-        report = dry_run(f"{kind}:{path}", "classification", fields)
+        report = dry_run(f"{kind}:{path}", "classification", fields,
+                         columnar=method != "brewslm_per_row")
         rows = report.total
         assert report.accepted + report.rejected == report.total
     seconds = time.perf_counter() - start
@@ -118,11 +136,13 @@ def main(argv: list[str] | None = None) -> None:
         generate(jsonl, args.rows)
         print(f"generated {args.rows} rows ({jsonl.stat().st_size / 1e6:.0f} MB) in "
               f"{time.perf_counter() - t0:.1f} s")
-        report(f"generated classification JSONL, {args.rows} rows",
+        report(f"generated classification JSONL, {args.rows} rows (brewslm_mapped and mapped_*: "
+               "the columnar dry run of each flat shape; brewslm_per_row: the per-row path)",
                [measure(m, "jsonl", jsonl) for m in METHODS])
     banking = SHARED / "banking77" / "train.csv"
     if banking.is_file():
-        report("banking77 train.csv (10,003 rows)", [measure(m, "csv", banking) for m in METHODS])
+        report("banking77 train.csv (10,003 rows; CSV takes the per-row path)",
+               [measure(m, "csv", banking) for m in CSV_METHODS])
     else:
         print(f"\n(skipped banking77: {banking} not found; set BREWSLM_SHARED_DATA)")
 
