@@ -69,6 +69,7 @@ class Project:
         (root / CONFIG_NAME).write_text(_toml_dumps(cfg), encoding="utf-8")
         project = cls(root=root, config=cfg)
         project.ensure_layout()
+        project.register()
         return project
 
     @classmethod
@@ -86,6 +87,7 @@ class Project:
             raise ProjectError(f"{cfg_path} is not valid TOML: {exc}") from exc
         project = cls(root=root, config=_merge(DEFAULT_CONFIG, cfg))
         project.ensure_layout()
+        project.register()
         return project
 
     @classmethod
@@ -105,6 +107,21 @@ class Project:
             self.tasks_dir,
         ):
             p.mkdir(parents=True, exist_ok=True)
+
+    def register(self) -> None:
+        """Record this directory in the user's project registry (what the REST API serves).
+
+        A registry that cannot be written (read-only home) never stops a project opening.
+        """
+        from .common.known_projects import register
+
+        try:
+            register(self.id, self.name, self.root)
+        except OSError as exc:
+            import warnings
+
+            warnings.warn(f"could not register {self.root} in the project registry: {exc}",
+                          stacklevel=3)
 
     def save_config(self) -> None:
         atomic_write_text(self.root / CONFIG_NAME, _toml_dumps(self.config))
@@ -172,6 +189,11 @@ class Project:
     @property
     def tasks_dir(self) -> Path:
         return self.root / "tasks"
+
+    @property
+    def annotations_dir(self) -> Path:
+        """Annotation jobs: ``<job_id>/job.json``, ``items.jsonl``, ``labels.jsonl``."""
+        return self.root / "annotations"
 
     def teacher_dir(self, capture_id: str = "") -> Path:
         """A teacher capture (top-k logprobs for distillation); "" = the folder of all of them."""

@@ -8,25 +8,23 @@ from typing import TYPE_CHECKING, Any
 
 from ..contracts.preflight import PreflightItem
 
+# Gold-set thresholds shared with the Coach's gold-set generator: one definition in contracts.
+from ..contracts.thresholds import (  # noqa: F401 - the floor/ceiling re-exported for callers
+    GOLD_ROW_COMFORTABLE_MIN,
+    GOLD_ROW_THIN_MAX,
+    SUGGESTED_TOPUP_CEILING,
+    SUGGESTED_TOPUP_FLOOR,
+    topup,
+)
+
 if TYPE_CHECKING:
     from ..contracts.prepare import Manifest
     from ..project import Project
     from ..train import TrainConfig
 
-# Gold-set thresholds of the Coach's gold-set generator (seed 004).
-GOLD_ROW_THIN_MAX = 99
-GOLD_ROW_COMFORTABLE_MIN = 300
-SUGGESTED_TOPUP_FLOOR = 20
-SUGGESTED_TOPUP_CEILING = 500
 # Fewer eval rows than this make a pass rate swing by more than ~5 points per row or two.
 MIN_EVAL_ROWS = 30
 EVALUATE_PACKAGE = "brewslm_core.evaluate"
-
-
-def topup(gold_rows: int) -> int:
-    """Rows to add to reach the comfortable gold size, clamped like the Coach clamps it."""
-    return min(max(GOLD_ROW_COMFORTABLE_MIN - gold_rows, SUGGESTED_TOPUP_FLOOR),
-               SUGGESTED_TOPUP_CEILING)
 
 
 def _declared_gates(project: Project) -> tuple[bool, str]:

@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from ..annotate import promoted_rows
 from ..mapping import read_committed, read_imports
 from ..project import Project
 
@@ -64,4 +65,12 @@ def load_rows(project: Project) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             "rows. Re-run clean to prepare from cleaned rows"
         )
     rows = [{key: row.get(key) for key in ROW_KEYS} for row in rows_iter]
+    # Labelled rows promoted from annotation jobs are gold: they join as their job's "import"
+    # (never cleaned or deduplicated against the rows they were labelled from).
+    promoted = promoted_rows(project)
+    if promoted:
+        jobs = sorted({r["import_id"] for r in promoted})
+        source["gold_import_ids"] = source["gold_import_ids"] + jobs
+        source["annotation_job_ids"] = jobs
+        rows.extend(promoted)
     return rows, source
