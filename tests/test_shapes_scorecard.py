@@ -145,6 +145,25 @@ CASES: dict[str, tuple[str, int, int, tuple[int, dict[str, Any]]]] = {
     "parquet_named.jsonl": ("classification", 3, 3, (2, {
         "text": "third parquet row about cards", "label": "a"})),
     "csv_named.jsonl": ("classification", 3, 3, (1, {"text": "my payment failed", "label": "declined"})),
+    "dolly15k.jsonl": ("alpaca", 5, 5, (1, {"messages": msgs(
+        ("user", "Which is a species of fish? Tope or Rope"), ("assistant", "Tope"))})),
+    "openai_tool_calls.jsonl": ("openai_messages", 3, 3, (1, {
+        "messages": msgs(
+            ("user", "Weather in Cairo?"),
+            ("assistant", json.dumps([{"id": "call_1", "type": "function", "function": {
+                "name": "get_weather", "arguments": json.dumps({"city": "Cairo"})}}])),
+            ("tool", json.dumps({"temp_c": 30})), ("assistant", "30 °C in Cairo.")),
+        "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {
+            "type": "object", "properties": {"city": {"type": "string"}}}}}]})),
+    "ultrafeedback_binarized.jsonl": ("preference", 3, 3, (0, {
+        "prompt": msgs(("user", "What is the tallest mountain on Earth?")),
+        "chosen": "Mount Everest, at 8,849 m.", "rejected": "K2."})),
+    "openai_image_url.jsonl": ("vision_language", 3, 3, (1, {
+        "images": [media("images/shape_1.png")],
+        "messages": msgs(("user", "Which colour fills this image?<image>"), ("assistant", "Green."))})),
+    "alpaca_history.jsonl": ("alpaca", 3, 3, (0, {"messages": msgs(
+        ("system", "You are a nurse."), ("user", "What is normal body temperature in Fahrenheit?"),
+        ("assistant", "About 98.6 °F."), ("user", "And in Celsius?"), ("assistant", "About 37 °C."))})),
 }
 
 # Files that are not data: each must fail with an error naming what the bytes are.

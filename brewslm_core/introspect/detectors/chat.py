@@ -47,11 +47,13 @@ def detect_alpaca(prof: SampleProfile) -> Detection | None:
             why.append(f"{inp.path!r} is the optional input ({pct(inp.fill)} filled)")
     if "output" not in fmap:
         return None
-    exact = ins.name == "instruction" and (nested or norm(fmap["output"]) == "output")
+    exact = ins.name == "instruction" and (nested or norm(fmap["output"]) in ("output",
+                                                                           "response"))
     conf = 0.95 if exact and not nested else 0.85 if exact else 0.7
     if ins.name in ("question", "prompt") and "input" not in fmap:
         conf = min(conf, 0.6)  # prompt/answer pairs are prompt_completion or QA first
-    if prof.find(("context",), pred=lambda f: f.is_text and f.avg_len > 300):
+    if ins.name != "instruction" and prof.find(("context",),
+                                               pred=lambda f: f.is_text and f.avg_len > 300):
         conf = min(conf, 0.5)  # long contexts: reading comprehension, not instructions
     if prof.find(CHOSEN + REJECTED):
         conf = min(conf, 0.5)
@@ -61,6 +63,10 @@ def detect_alpaca(prof: SampleProfile) -> Detection | None:
     system = prof.find(("system", "systemprompt"), pred=lambda f: f.is_text)
     if system:
         fmap["system"] = system.path
+    history = prof.find(("history",), pred=lambda f: all(isinstance(v, list) for v in f.values))
+    if history:
+        fmap["history"] = history.path
+        why.append(f"{history.path!r} holds earlier [user, assistant] turns")
     why.append(f"{fmap['output']!r} holds the responses")
     return Detection(conf, "; ".join(why), fmap)
 

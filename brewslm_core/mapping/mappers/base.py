@@ -106,7 +106,11 @@ def to_messages(value: Any, options: dict[str, Any], where: str,
         role = role_map.get(str(turn[rk]).strip().lower())
         if role is None:
             raise RowReject("invalid_role_sequence", f"{where}[{i}] has unknown role {turn[rk]!r}")
-        out.append({"role": role, "content": content_text(turn[ck], f"{where}[{i}]", media)})
+        content = content_text(turn[ck], f"{where}[{i}]", media)
+        calls = turn.get("tool_calls") or turn.get("function_call")
+        if calls and not content.strip():  # OpenAI layout: the call is the assistant's content
+            content = json.dumps(calls, ensure_ascii=False)
+        out.append({"role": role, "content": content})
     return out
 
 

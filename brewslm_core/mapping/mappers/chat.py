@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..fields import RowReject, lookup, text_field
+from ..fields import RowReject, as_text, lookup, text_field
 from .base import MAPPERS, check_chat, to_messages, tools_of, with_system
 
 
@@ -12,8 +12,23 @@ def map_alpaca(row, field_map, options, base_dir=None):
     extra = text_field(row, field_map, "input", required=False)
     output = text_field(row, field_map, "output")
     user = f"{instruction}\n\n{extra}" if extra.strip() else instruction
-    messages = [{"role": "user", "content": user}, {"role": "assistant", "content": output}]
+    messages = [*_history(row, field_map), {"role": "user", "content": user},
+                {"role": "assistant", "content": output}]
     return {"messages": with_system(row, field_map, messages)}
+
+
+def _history(row, field_map) -> list[dict[str, str]]:
+    """LLaMA-Factory's alpaca ``history``: [[user, assistant], …] turns before the instruction."""
+    if "history" not in field_map:
+        return []
+    pairs = lookup(row, field_map["history"], default=None) or []
+    if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+        raise RowReject("type_mismatch", "history should be a list of [user, assistant] pairs")
+    out = []
+    for q, a in pairs:
+        out += [{"role": "user", "content": as_text(q, "history user turn")},
+                {"role": "assistant", "content": as_text(a, "history assistant turn")}]
+    return out
 
 
 def _map_chat(row, field_map, options, base_dir=None):
