@@ -123,3 +123,14 @@ def test_whole_record_dedup_keeps_rows_that_differ_in_tools_or_answers(tmp_path)
     qa_loc = f"jsonl:{_lines(tmp_path, 'qa.jsonl', qa)}"
     assert dry_run(qa_loc, "extractive_qa", {"question": "question", "context": "context",
                                                "answers": "answers"}).accepted == 2
+
+
+def test_clean_keeps_chats_that_differ_only_in_tools(project):
+    from brewslm_core.clean import CleanConfig, clean
+
+    locator = str(Path(__file__).parent / "data" / "shapes" / "glaive_tools.jsonl")
+    result = commit(project, locator, "sharegpt")
+    assert result.accepted == 4
+    report = clean(project, CleanConfig(pii=False, chunk=False))
+    assert report.removed_by_reason.get("exact_duplicate", 0) == 0
+    assert report.removed_by_reason.get("near_duplicate", 0) == 0

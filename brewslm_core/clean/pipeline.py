@@ -136,6 +136,21 @@ def _histogram(scores: list[float]) -> dict[str, list[float]]:
     return {"edges": edges, "counts": [float(c) for c in counts]}
 
 
+
+def _beyond_text(shape: str, rec: dict[str, Any]) -> str:
+    """The parts of a record that make two rows with the same text different rows: media paths,
+    a chat's tools, a QA row's answers (labels are not: one text with two labels is a
+    duplicate to clean, as before)."""
+    if shape == "vision_language":
+        return json.dumps(rec.get("images", []))
+    if shape == "audio_transcript":
+        return str(rec.get("audio", ""))
+    if rec.get("tools"):
+        return json.dumps(rec["tools"], sort_keys=True, ensure_ascii=False)
+    if shape == "extractive_qa":
+        return json.dumps(rec.get("answers", []), sort_keys=True, ensure_ascii=False)
+    return ""
+
 class _Writer:
     """Write a JSONL file under a temporary name; ``commit`` renames it into place."""
 
@@ -242,22 +257,18 @@ def _run(project: Project, cfg: CleanConfig, ctx: Any) -> CleanReport:
             elif out.findings and cfg.pii_policy == "drop":
                 reason = "pii"
             elif cfg.exact_dedup:
-                extra = ""
-                if shape == "vision_language":
-                    extra = json.dumps(rec.get("images", []))
-                elif shape == "audio_transcript":
-                    extra = str(rec.get("audio", ""))
-                key = exact_key(doc, f"{shape}\x00{extra}")
+                key = exact_key(doc, f"{shape}\x00{_beyond_text(shape, rec)}")
                 if key in seen:
                     reason, meta["duplicate_of"] = "exact_duplicate", seen[key]
                 else:
                     seen[key] = doc_id
             if reason is None and cfg.near_dup and shape not in MEDIA_SHAPES:
-                if shape not in near:
-                    near[shape] = NearDupIndex(
+                group = f"{shape}\x00{_beyond_text(shape, rec)}"  # same tools/answers only
+                if group not in near:
+                    near[group] = NearDupIndex(
                         cfg.near_dup_threshold, cfg.near_dup_num_perm, cfg.near_dup_shingle,
                         cfg.near_dup_shingle_size, cfg.near_dup_min_shingles)
-                dup_of, sim = near[shape].check_and_add(doc_id, doc)
+                dup_of, sim = near[group].check_and_add(doc_id, doc)
                 if dup_of is not None:
                     reason, meta["duplicate_of"] = "near_duplicate", dup_of
                     meta["near_dup_similarity"] = sim
