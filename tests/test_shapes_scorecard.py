@@ -164,6 +164,23 @@ CASES: dict[str, tuple[str, int, int, tuple[int, dict[str, Any]]]] = {
     "alpaca_history.jsonl": ("alpaca", 3, 3, (0, {"messages": msgs(
         ("system", "You are a nurse."), ("user", "What is normal body temperature in Fahrenheit?"),
         ("assistant", "About 98.6 °F."), ("user", "And in Celsius?"), ("assistant", "About 37 °C."))})),
+    "snli_1.0_dev.jsonl": ("classification", 5, 5, (2, {
+        "text": "Two women are embracing while holding to go packages.",
+        "text_pair": "The men are fighting outside a deli.", "label": "contradiction"})),
+    "ag_news_train.csv": ("classification", 12, 12, (2, {
+        "text": "AP - Michael Phelps took care of qualifying for the Olympic 200-meter freestyle "
+                "semifinals Sunday, and then found out he had been added to the American team for "
+                "the evening's 400 freestyle relay final.", "label": "2"})),
+    "sst2_dev.tsv": ("classification", 6, 6, (1, {"text": "unflinchingly bleak and desperate ",
+                                                  "label": "0"})),
+    "ljspeech/metadata.csv": ("audio_transcript", 4, 4, (1, {
+        "audio": media("ljspeech/wavs/LJ001-0002.wav"), "text": "in being comparatively modern."})),
+    "msmarco.jsonl": ("rag", 3, 3, (1, {
+        "question": "was ronald reagan a democrat", "answer": "Yes",
+        "passages": [{"title": "https://example.org/a", "text": "In his early years Ronald Reagan "
+                      "was a Democrat and a supporter of Franklin D. Roosevelt."},
+                     {"title": "https://example.org/b", "text": "Ronald Reagan was the 40th president."}],
+        "supporting": [{"title": "https://example.org/a", "sentence": 0}]})),
 }
 
 # Files that are not data: each must fail with an error naming what the bytes are.

@@ -26,7 +26,7 @@ INSTRUCTION = ("instruction", "instructions", "query", "prompt", "question", "ta
 INPUT = ("input", "context", "inputs")
 OUTPUT = ("output", "response", "answer", "completion", "target", "outputs")
 LABEL = ("label", "labels", "category", "class", "intent", "target", "sentiment", "topic",
-         "tag", "y", "classlabel", "labeltext")
+         "tag", "y", "classlabel", "labeltext", "goldlabel", "quality")
 TEXT = ("text", "sentence", "content", "tweet", "message", "review", "utterance", "document",
         "body", "comment", "query", "input", "sms")
 HARM = ("hate", "toxic", "offensive", "harm", "unsafe", "abuse", "abusive", "insult", "threat",

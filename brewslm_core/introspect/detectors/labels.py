@@ -19,14 +19,17 @@ from .base import (
 )
 
 
-def _text_and_label(prof: SampleProfile, exclude: set[str] = frozenset()):
-    texts = [f for f in prof.text_fields(min_len=12)
-             if f.distinct_ratio >= 0.7 and f.path not in exclude and f.common_prefix < 20]
-    if not texts:
-        return None
-    text = prof.find(TEXT, pred=lambda f: f in texts) or texts[0]
+def _text_and_label(prof: SampleProfile, exclude: set[str] = frozenset(),
+                    text: FieldStats | None = None):
+    if text is None:
+        texts = [f for f in prof.text_fields(min_len=12)
+                 if f.distinct_ratio >= 0.7 and f.path not in exclude and f.common_prefix < 20]
+        if not texts:
+            return None
+        text = prof.find(TEXT, pred=lambda f: f in texts) or texts[0]
     candidates = [f for f in prof.fields.values()
-                  if f.path != text.path and f.label_like and f.fill >= 0.9 and "." not in f.path]
+                  if f.path != text.path and f.label_like and f.fill >= 0.9 and "." not in f.path
+                  and f.path not in exclude]
     if not candidates:
         return None
 
@@ -54,12 +57,11 @@ def _pair(prof: SampleProfile) -> tuple[FieldStats, FieldStats] | None:
 @DETECTORS.register("classification")
 def detect_classification(prof: SampleProfile) -> Detection | None:
     pair = _pair(prof)
-    found = _text_and_label(prof, exclude={pair[1].path} if pair else set())
+    found = _text_and_label(prof, exclude={pair[1].path} if pair else set(),
+                            text=pair[0] if pair else None)
     if found is None:
         return None
     text, label, _ = found
-    if pair is not None:
-        text = pair[0]
     values = sorted({str(v) for v in label.values})
     named = label.name in LABEL
     identifier = label.is_text and all(len(v.split()) <= 3 and len(v) <= 60 for v in values)
@@ -87,7 +89,9 @@ def detect_classification(prof: SampleProfile) -> Detection | None:
     if label.distinct < 2:
         conf -= 0.4
         why.append("but only one value was seen")
-    longs = [f for f in prof.text_fields(min_len=40) if f.path not in fmap.values()]
+    # Columns derived from a mapped text (SNLI's sentence1_parse) are not other content.
+    longs = [f for f in prof.text_fields(min_len=40) if f.path not in fmap.values()
+             and not any(f.name.startswith(norm(v)) for v in fmap.values())]
     if longs:
         conf -= 0.15 * len(longs)
         why.append(f"other long text fields ({', '.join(f.path for f in longs)}) suggest "

@@ -40,6 +40,25 @@ def _image_template(prof: SampleProfile) -> tuple[str, str] | None:
 
 
 
+def _audio_template(prof: SampleProfile) -> tuple[str, str] | None:
+    """An id column whose values name audio files beside the source: wavs/{col}.wav."""
+    base = prof.base_dir
+    if base is None or not prof.rows:
+        return None
+    folders = [p for p in (base, base / "wavs", base / "audio", base / "clips", base / "wav")
+               if p.is_dir()]
+    for f in prof.fields.values():
+        if not f.scalar or "." in f.path or not all(
+                re.fullmatch(r"[\w\-.]{1,64}", str(v)) for v in f.values):
+            continue
+        for folder in folders:
+            for ext in AUDIO_EXTS:
+                if all(is_file(folder / f"{v}{ext}") for v in f.values):
+                    rel = "" if folder == base else f"{folder.name}/"
+                    return f"{rel}{{{f.path}}}{ext}", f.path
+    return None
+
+
 @DETECTORS.register("vision_language")
 def detect_vision_language(prof: SampleProfile) -> Detection | None:
     images = prof.find(("images", "image", "image_path", "imagepath", "img", "image_file",
@@ -134,6 +153,19 @@ def detect_audio_transcript(prof: SampleProfile) -> Detection | None:
                          {"audio": f"{listed.path}.0", "messages": turns[0].path},
                          {"role_key": turns[1], "content_key": turns[2]})
     media = prof.find(("media",), pred=lambda f: {str(v) for v in f.values} == {"audio"})
+    if audio is None and media is None:
+        named = _audio_template(prof)
+        if named is None:
+            return None
+        template, col = named
+        texts = [f for f in prof.text_fields(min_len=2) if f.path != col]
+        if not texts:
+            return None
+        # LJSpeech: id|raw|normalised: the last text column is the normalised transcript.
+        text = max(texts, key=lambda f: list(prof.fields).index(f.path))
+        why = (f"every sampled {col!r} names an audio file: {template}; {text.path!r} is the "
+               "transcript (the last text column: LJSpeech's normalised one)")
+        return Detection(0.85, why, {"text": text.path}, {"audio_template": template})
     if audio is None:
         if media is None:
             return None

@@ -81,7 +81,8 @@ def detect_rag(prof: SampleProfile) -> Detection | None:
         return None
     def many(v: Any) -> bool:  # a list of passages, or columnar {"title": [...], ...}
         if isinstance(v, dict):
-            return isinstance(v.get("title"), list) and len(v["title"]) >= 2
+            key = "title" if "title" in v else "passage_text"  # MS MARCO: passage_text/url
+            return isinstance(v.get(key), list) and len(v[key]) >= 2
         return isinstance(v, list) and len(v) >= 2
 
     passages = None
@@ -111,8 +112,8 @@ def detect_rag(prof: SampleProfile) -> Detection | None:
         if listed is not None:
             answer = FieldStats(f"{listed.path}.0", [v[0] for v in listed.values], listed.rows)
     fmap = {"question": question.path, "passages": passages.path}
-    avg = sum(len(v["title"] if isinstance(v, dict) else v) for v in passages.values) / len(
-        passages.values)
+    avg = sum(len(v.get("title", v.get("passage_text", [])) if isinstance(v, dict) else v)
+              for v in passages.values) / len(passages.values)
     why = [f"{question.path!r} comes with {avg:.0f} passages on average in {passages.path!r}"]
     if options.get("positives_support"):
         why.append("DPR layout: the positive passages are the support"

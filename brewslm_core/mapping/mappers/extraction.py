@@ -147,6 +147,15 @@ def map_rag(row, field_map, options, base_dir=None):
     question = text_field(row, field_map, "question")
     answer = text_field(row, field_map, "answer")
     passages = lookup(row, field_map.get("passages", "passages"))
+    supporting = []
+    if isinstance(passages, dict) and isinstance(passages.get("passage_text"), list):
+        # MS MARCO: {"passage_text": [...], "url": [...], "is_selected": [0/1 ...]}
+        texts, urls = passages["passage_text"], passages.get("url") or []
+        chosen = passages.get("is_selected") or []
+        titles = [str(u) for u in urls] + [""] * (len(texts) - len(urls))
+        supporting = [{"title": titles[i], "sentence": 0} for i, s in enumerate(chosen)
+                      if s in (1, True) and i < len(texts)]
+        passages = [[t, x] for t, x in zip(titles, texts, strict=False)]
     if isinstance(passages, dict) and isinstance(passages.get("title"), list):
         # columnar: {"title": [...], "sentences": [[...], ...]}
         bodies = passages.get("sentences", passages.get("text", []))
@@ -154,7 +163,6 @@ def map_rag(row, field_map, options, base_dir=None):
     if not isinstance(passages, list) or not passages:
         raise RowReject("empty_text" if passages == [] else "type_mismatch",
                         "passages should be a non-empty list")
-    supporting = []
     if options.get("positives_support"):  # DPR: the positive passages are the support
         supporting = [{"title": _passage(p)["title"], "sentence": 0} for p in passages]
     for extra in options.get("negative_passages") or ():  # DPR hard/easy negatives follow

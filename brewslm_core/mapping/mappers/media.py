@@ -94,7 +94,11 @@ def map_vision_language(row, field_map, options, base_dir=None):
 
 @MAPPERS.register("audio_transcript")
 def map_audio_transcript(row, field_map, options, base_dir=None):
-    audio = media_path(lookup(row, field_map.get("audio", "path")), base_dir, "audio")
+    if options.get("audio_template"):  # LJSpeech: wavs/{id}.wav
+        ref: Any = _template(str(options["audio_template"]), row)
+    else:
+        ref = lookup(row, field_map.get("audio", "path"))
+    audio = media_path(ref, base_dir, "audio")
     if "messages" in field_map:  # audios beside a chat: the assistant's reply is the transcript
         turns = to_messages(lookup(row, field_map["messages"]), options, field_map["messages"],
                             media=[])
