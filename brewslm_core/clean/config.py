@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 from ..contracts.base import Contract, contract
+from .steps import STEPS
 
 PII_POLICIES: tuple[str, ...] = ("report", "mask", "drop", "block")
 PII_TYPES: tuple[str, ...] = ("email", "phone", "credit_card", "iban", "ip_address")
@@ -18,8 +19,13 @@ class CleanConfigError(ValueError):
     """The clean config has one or more invalid values (all listed in the message)."""
 
 
+# The row steps in order (one module each in clean/steps/; a new step is a file and a name here).
+DEFAULT_STEPS: tuple[str, ...] = ("normalize", "pii_policy", "exact_dedup", "near_dedup")
+
+
 @contract
 class CleanConfig(Contract):
+    steps: tuple[str, ...] = DEFAULT_STEPS
     # text normalisation
     unicode_nfkc: bool = True
     whitespace: bool = True
@@ -49,12 +55,16 @@ class CleanConfig(Contract):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pii_types", tuple(self.pii_types))
+        object.__setattr__(self, "steps", tuple(self.steps))
         problems = self.problems()
         if problems:
             raise CleanConfigError("invalid clean config:\n  - " + "\n  - ".join(problems))
 
     def problems(self) -> list[str]:
         out = []
+        unknown_steps = [s for s in self.steps if s not in STEPS]
+        if unknown_steps:
+            out.append(f"steps {unknown_steps} unknown; registered steps: {', '.join(STEPS.names())}")
         if self.pii_policy not in PII_POLICIES:
             out.append(f"pii_policy {self.pii_policy!r} is not one of {', '.join(PII_POLICIES)}")
         unknown = [t for t in self.pii_types if t not in PII_TYPES + OPTIONAL_PII_TYPES]

@@ -23,22 +23,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..common import atomic_write_json, file_lock
+from ..common import atomic_file, atomic_write_json, file_lock
 from ..contracts.base import Contract, contract
-from ..contracts.shapes import MEDIA_SHAPES, record_text, text_hash
+from ..contracts.shapes import text_hash
 from ..mapping import read_committed, read_imports
 from ..project import Project
 from .config import CleanConfig
-from .dedup import NearDupIndex, exact_key
-from .fields import EditOptions, edit_record
 from .quality import guess_language, quality
+from .steps import STEPS, Change, Doc, Drop
+from .steps.outliers import decide as decide_outliers
 
 ROWS_NAME = "rows.jsonl"
 METADATA_NAME = "metadata.jsonl"
@@ -137,40 +136,23 @@ def _histogram(scores: list[float]) -> dict[str, list[float]]:
 
 
 
-def _beyond_text(shape: str, rec: dict[str, Any]) -> str:
-    """The parts of a record that make two rows with the same text different rows: media paths,
-    a chat's tools, a QA row's answers (labels are not: one text with two labels is a
-    duplicate to clean, as before)."""
-    if shape == "vision_language":
-        return json.dumps(rec.get("images", []))
-    if shape == "audio_transcript":
-        return str(rec.get("audio", ""))
-    if rec.get("tools"):
-        return json.dumps(rec["tools"], sort_keys=True, ensure_ascii=False)
-    if shape == "extractive_qa":
-        return json.dumps(rec.get("answers", []), sort_keys=True, ensure_ascii=False)
-    return ""
-
 class _Writer:
-    """Write a JSONL file under a temporary name; ``commit`` renames it into place."""
+    """Write a JSONL file under a temporary name; ``commit`` fsyncs and renames it into place."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self.tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        self.fh = open(self.tmp, "w", encoding="utf-8")  # noqa: SIM115 - closed in commit/abort
+        self._cm = atomic_file(path, "w")
+        self.fh = self._cm.__enter__()
+        self.tmp = Path(self.fh.name)
 
     def write(self, obj: dict[str, Any]) -> None:
         self.fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
 
     def commit(self) -> None:
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-        self.fh.close()
-        os.replace(self.tmp, self.path)
+        self._cm.__exit__(None, None, None)
 
     def abort(self) -> None:
-        self.fh.close()
-        self.tmp.unlink(missing_ok=True)
+        if not self.fh.closed:
+            self._cm.__exit__(RuntimeError, RuntimeError("aborted"), None)
 
 
 def clean(project: Project, config: CleanConfig | None = None, ctx: Any = None) -> CleanReport:
@@ -186,14 +168,7 @@ def clean(project: Project, config: CleanConfig | None = None, ctx: Any = None) 
 def _run(project: Project, cfg: CleanConfig, ctx: Any) -> CleanReport:
     t0 = time.perf_counter()
     input_sha, total = input_fingerprint(project)
-    opts = EditOptions(
-        html_markup=cfg.strip_html,
-        unicode_nfkc=cfg.unicode_nfkc,
-        whitespace=cfg.whitespace,
-        pii_types=cfg.pii_types if cfg.pii else None,
-        mask_template=cfg.mask_template if cfg.pii and cfg.pii_policy == "mask" else None,
-    )
-    near: dict[str, NearDupIndex] = {}  # one index per shape, as exact dedup keys on shape too
+    steps = [step for step in (STEPS.get(name)(cfg) for name in cfg.steps) if step is not None]
     removed: Counter[str] = Counter()
     changed: Counter[str] = Counter()
     pii_by_type: Counter[str] = Counter()
@@ -201,7 +176,6 @@ def _run(project: Project, cfg: CleanConfig, ctx: Any) -> CleanReport:
     languages: Counter[str] = Counter()
     pii_docs = 0
     n_rows = 0
-    seen: dict[str, str] = {}
     scores: list[float] = []
     # Memory stays small: metadata goes to a first-pass file at once; a kept row is held only
     # as its finished JSON line, its document text and its quality score.
@@ -215,76 +189,41 @@ def _run(project: Project, cfg: CleanConfig, ctx: Any) -> CleanReport:
             if n_rows % _TICK == 0:
                 ctx.check_cancelled()
                 ctx.progress(n_rows, total, "cleaning rows")
-            shape, rec = row["shape"], row["record"]
-            doc_id = f"{row['import_id']}:{row['row_index']}"
-            out = edit_record(shape, rec, opts)
-            doc = record_text(shape, rec)
-            actions = sorted(out.steps)
-            changed.update(out.steps)
-            if out.offsets:
-                offsets[out.offsets] += 1
-            if out.findings:
+            doc = Doc(row)
+            actions: list[str] = []
+            dropped: Drop | None = None
+            for step in steps:  # keep / a change / (drop, reason): the first drop ends the row
+                verdict = step(doc)
+                if isinstance(verdict, Change):
+                    actions += verdict.actions
+                elif isinstance(verdict, Drop):
+                    dropped = verdict
+                    break
+            changed.update(actions)
+            if doc.offsets:
+                offsets[doc.offsets] += 1
+            if doc.findings:
                 pii_docs += 1
-                pii_by_type.update(f["type"] for f in out.findings)
-                if opts.mask_template and not out.unmaskable:
-                    actions.append("pii_mask")
-                    changed["pii_mask"] += 1
-            q = quality(doc) if cfg.quality else None
+                pii_by_type.update(f["type"] for f in doc.findings)
+            meta, q = _describe(doc, actions, cfg)
             if q is not None:
                 scores.append(q["score"])  # type: ignore[arg-type]
-            lang, script = guess_language(doc)
-            languages[lang or "unknown"] += 1
-            meta: dict[str, Any] = {
-                "import_id": row["import_id"],
-                "row_index": row["row_index"],
-                "shape": shape,
-                "source_text_hash": row.get("text_hash"),
-                "text_hash": text_hash(shape, rec),
-                "kept": True,
-                "removed_reason": None,
-                "duplicate_of": None,
-                "pii": out.findings,
-                "quality": q,
-                "language": lang,
-                "script": script,
-                "actions": actions,
-                "offsets": out.offsets,
-                "n_chars": len(doc),
-            }
-            reason = None
-            if out.unmaskable and cfg.pii_policy == "mask":
-                reason = "pii_unmaskable"
-            elif out.findings and cfg.pii_policy == "drop":
-                reason = "pii"
-            elif cfg.exact_dedup:
-                key = exact_key(doc, f"{shape}\x00{_beyond_text(shape, rec)}")
-                if key in seen:
-                    reason, meta["duplicate_of"] = "exact_duplicate", seen[key]
-                else:
-                    seen[key] = doc_id
-            if reason is None and cfg.near_dup and shape not in MEDIA_SHAPES:
-                group = f"{shape}\x00{_beyond_text(shape, rec)}"  # same tools/answers only
-                if group not in near:
-                    near[group] = NearDupIndex(
-                        cfg.near_dup_threshold, cfg.near_dup_num_perm, cfg.near_dup_shingle,
-                        cfg.near_dup_shingle_size, cfg.near_dup_min_shingles)
-                dup_of, sim = near[group].check_and_add(doc_id, doc)
-                if dup_of is not None:
-                    reason, meta["duplicate_of"] = "near_duplicate", dup_of
-                    meta["near_dup_similarity"] = sim
-            if reason is not None:
-                meta["kept"], meta["removed_reason"] = False, reason
-                removed[reason] += 1
+            languages[meta["language"] or "unknown"] += 1
+            if dropped is not None:
+                meta["kept"], meta["removed_reason"] = False, dropped.reason
+                meta["duplicate_of"] = dropped.duplicate_of
+                meta.update(dropped.details)
+                removed[dropped.reason] += 1
             else:
                 row_out = {**row, "text_hash": meta["text_hash"], "clean": {
                     "source_text_hash": meta["source_text_hash"],
                     "quality": q["score"] if q else None,
-                    "pii": sorted({f["type"] for f in out.findings}),
-                    "language": lang,
+                    "pii": sorted({f["type"] for f in doc.findings}),
+                    "language": meta["language"],
                     "actions": actions,
                 }}
-                kept.append((n_rows - 1, json.dumps(row_out, ensure_ascii=False), doc,
-                             q["score"] if q else None, doc_id,  # type: ignore[arg-type]
+                kept.append((n_rows - 1, json.dumps(row_out, ensure_ascii=False), doc.text,
+                             q["score"] if q else None, doc.doc_id,  # type: ignore[arg-type]
                              meta["text_hash"]))
             pass1.write(meta)
         pass1.fh.flush()
@@ -292,19 +231,11 @@ def _run(project: Project, cfg: CleanConfig, ctx: Any) -> CleanReport:
         ctx.progress(n_rows, total, "outliers")
 
         # Outliers: decided over the whole set, because the cap is a share of all rows.
-        flagged = [k for k in kept if k[3] is not None and k[3] < cfg.min_quality]
-        cap_n = int(cfg.max_outlier_fraction * n_rows)
-        exceeded = bool(cfg.remove_outliers and len(flagged) > cap_n)
-        outliers = {"flagged": len(flagged), "removed": 0, "min_quality": cfg.min_quality,
-                    "cap_fraction": cfg.max_outlier_fraction, "cap_rows": cap_n,
-                    "threshold_exceeded": exceeded}
-        flagged_rows = {k[0] for k in flagged}
-        drop_rows: set[int] = set()
-        if cfg.remove_outliers and flagged and not exceeded:
-            drop_rows = flagged_rows
+        outliers, flagged_rows, drop_rows = decide_outliers([(k[0], k[3]) for k in kept], n_rows, cfg)
+        exceeded = outliers["threshold_exceeded"]
+        if drop_rows:
             kept = [k for k in kept if k[0] not in drop_rows]
-            removed["low_quality"] += len(flagged)
-            outliers["removed"] = len(flagged)
+            removed["low_quality"] += len(drop_rows)
 
         blocked = bool(cfg.pii and cfg.pii_policy == "block" and pii_docs)
         chunk_spans_: list[list[tuple[int, int, int]]] = []
@@ -389,6 +320,31 @@ def _run(project: Project, cfg: CleanConfig, ctx: Any) -> CleanReport:
     atomic_write_json(outdir / REPORT_NAME, report.to_dict())
     ctx.progress(n_rows, total, "done")
     return report
+
+
+def _describe(doc: Doc, actions: list[str], cfg: CleanConfig) -> tuple[dict[str, Any], dict | None]:
+    """The row's metadata line (before any drop is recorded) and its quality (None when off)."""
+    q = quality(doc.text) if cfg.quality else None
+    lang, script = guess_language(doc.text)
+    row = doc.row
+    meta: dict[str, Any] = {
+        "import_id": row["import_id"],
+        "row_index": row["row_index"],
+        "shape": doc.shape,
+        "source_text_hash": row.get("text_hash"),
+        "text_hash": text_hash(doc.shape, doc.record),
+        "kept": True,
+        "removed_reason": None,
+        "duplicate_of": None,
+        "pii": doc.findings,
+        "quality": q,
+        "language": lang,
+        "script": script,
+        "actions": actions,
+        "offsets": doc.offsets,
+        "n_chars": len(doc.text),
+    }
+    return meta, q
 
 
 def _emit_events(project: Project, cfg: CleanConfig, blocked: bool, exceeded: bool,
