@@ -181,6 +181,9 @@ CASES: dict[str, tuple[str, int, int, tuple[int, dict[str, Any]]]] = {
                       "was a Democrat and a supporter of Franklin D. Roosevelt."},
                      {"title": "https://example.org/b", "text": "Ronald Reagan was the 40th president."}],
         "supporting": [{"title": "https://example.org/a", "sentence": 0}]})),
+    "complaints_skewed.tsv": ("classification", 40, 40, (5, {
+        "text": "really happy with the checkout this time, quick and friendly, will come back",
+        "label": "1"})),
 }
 
 # Files that are not data: each must fail with an error naming what the bytes are.
