@@ -235,13 +235,19 @@ def test_dry_run_counts_and_record_content(name, ranked):
 
 
 def test_tied_shapes_say_so_in_both_rationales(ranked):
-    # KTO rows also read as a text/label sheet; the tie is spelled out, and only KTO leads.
-    hyps = {h.shape: h for h in ranked["kto_unpaired.jsonl"]}
-    assert hyps["kto"].confidence > hyps.get("classification", hyps["kto"]).confidence or \
-        "classification" not in hyps
-    for h in ranked["safety_prompts_category.jsonl"]:
-        if h.shape != "safety":
-            assert h.confidence < FORCE_THRESHOLD
+    # KTO rows also read as prompt/completion and as a text/label sheet: kto leads, the others
+    # stay below the commit threshold, and each rationale names the other reading.
+    kto = {h.shape: h for h in ranked["kto_unpaired.jsonl"]}
+    assert next(iter(kto)) == "kto"
+    assert "prompt_completion" in kto["kto"].rationale
+    for other in ("prompt_completion", "classification"):
+        if other in kto:
+            assert kto[other].confidence < FORCE_THRESHOLD and "kto" in kto[other].rationale
+    for name in ("safety_prompts_flag.jsonl", "safety_prompts_category.jsonl"):
+        hyps = {h.shape: h for h in ranked[name]}
+        assert next(iter(hyps)) == "safety"
+        assert hyps["classification"].confidence < FORCE_THRESHOLD
+        assert "safety" in hyps["classification"].rationale
 
 
 @pytest.mark.parametrize("name", list(NOT_DATA))

@@ -130,7 +130,8 @@ def _flag_sheet(prof: SampleProfile, text: FieldStats) -> Detection | None:
                                "unsafe_values": no if safe_means_true else yes}
     fmap = {"text": text.path, "label": flag.path}
     why = [f"{text.path!r} is the text", f"{flag.path!r} flags each row "
-           f"{'safe' if safe_means_true else 'unsafe'} when true"]
+           f"{'safe' if safe_means_true else 'unsafe'} when true (the rows also fit a text/label "
+           "sheet, which ranks below)"]
     category = prof.find(HARM_CATEGORY, pred=lambda f: f.scalar and f.path != flag.path)
     if category:
         fmap["categories"] = category.path
