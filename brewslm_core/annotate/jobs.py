@@ -20,7 +20,7 @@ from ..common import atomic_write_json, file_lock
 from ..contracts.annotate import LABEL_TYPES, AnnotationItem, AnnotationJob
 from ..contracts.prepare import Manifest
 from ..contracts.shapes import record_text, text_hash
-from ..mapping import read_committed
+from ..mapping import read_committed, read_imports
 from ..project import Project
 
 SOURCES = ("committed", "eval")
@@ -63,7 +63,8 @@ def _candidate_rows(project: Project, source: str) -> list[dict[str, Any]]:
         if not manifest.counts.get("eval"):
             raise AnnotationError("the manifest has no eval rows; prepare with an eval fraction")
         return list(manifest.iter_split(project, "eval"))
-    return list(read_committed(project))
+    gold = [i["import_id"] for i in read_imports(project) if i.get("gold")]
+    return [r for r in read_committed(project) if r["import_id"] not in gold]  # gold is labelled
 
 
 def create_job(project: Project, name: str, *, label_type: str = "classification",

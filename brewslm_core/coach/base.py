@@ -13,15 +13,15 @@ Generator = Callable[[Facts], list[Suggestion]]
 GENERATORS: Registry[Generator] = Registry("coach stage")
 
 
-def navigate(label: str, target: str, **params: Any) -> Action:
+def navigate(label: str, target: str, /, **params: Any) -> Action:
     return Action(kind="navigate", label=label, params={"target": target, **params})
 
 
-def playbook(label: str, name: str, **params: Any) -> Action:
+def playbook(label: str, name: str, /, **params: Any) -> Action:
     return Action(kind="run_playbook", label=label, params={"playbook": name, **params})
 
 
-def cluster(label: str, cluster_id: Any, **params: Any) -> Action:
+def cluster(label: str, cluster_id: Any, /, **params: Any) -> Action:
     return Action(kind="augment_from_cluster", label=label, params={"cluster_id": cluster_id, **params})
 
 

@@ -76,7 +76,10 @@ class Facts:
                 cache[stage] = []
             else:
                 frame = self.project.events.list(stage=stage, limit=EVENT_WINDOW)
-                cache[stage] = frame.to_dict(orient="records")
+                cache[stage] = [
+                    {k: (None if isinstance(v, float) and v != v else v) for k, v in rec.items()}
+                    for rec in frame.to_dict(orient="records")  # SQL NULL comes back as NaN
+                ]
         return cache[stage]
 
     @cached_property
