@@ -184,6 +184,20 @@ CASES: dict[str, tuple[str, int, int, tuple[int, dict[str, Any]]]] = {
     "complaints_skewed.tsv": ("classification", 40, 40, (5, {
         "text": "really happy with the checkout this time, quick and friendly, will come back",
         "label": "1"})),
+    "nemo_train_manifest.json": ("audio_transcript", 3, 3, (2, {
+        "audio": media("audio/utt2.wav"), "text": "see you soon"})),
+    "prodigy_ner.jsonl": ("span_extraction", 3, 3, (1, {
+        "text": "Lyft opened an office in Denver",
+        "spans": [{"label": "ORG", "start": 0, "end": 4}, {"label": "GPE", "start": 25, "end": 31}]})),
+    "llava_instruct.json": ("vision_language", 3, 3, (2, {
+        "images": [media("images/shape_2.png")],
+        "messages": msgs(("user", "<image>\nWhat is the main colour of this picture?"),
+                         ("assistant", "The picture is mostly blue."))})),
+    "hf_ner_ids.jsonl": ("token_classification", 3, 3, (1, {
+        "tokens": ["Peter", "Blackburn"], "tags": ["1", "2"]})),
+    "summarization.csv": ("seq2seq", 3, 3, (2, {
+        "target": "Retired teacher walked almost 1,000 miles for a children's hospital. She reached "
+                  "John o' Groats on Saturday."})),
 }
 
 # Files that are not data: each must fail with an error naming what the bytes are.
