@@ -36,6 +36,8 @@ GROUPS = (
     "evaluate",
     "export",
     "deploy",
+    "annotate",
+    "coach",
 )
 
 
