@@ -35,7 +35,7 @@ def run_nbmake_all(notebooks: list[Path], tmp_path: Path, shared_data: Path, **e
         "HF_DATASETS_OFFLINE": "1",
         **env,
     }
-    # -p no:randomly and one process: nbmake keeps the command line's order (Track 1 needs it).
+    # One process, files in command-line order (Track 1 lessons continue one another).
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
          "--nbmake", "--nbmake-timeout=900", *map(str, notebooks)],

@@ -37,7 +37,10 @@ function renderTimeline({ model, el }) {
     const idAt = columns.indexOf("id");
     const sevAt = columns.indexOf("severity");
     const payloadAt = columns.indexOf("payload");
-    const shown = columns.filter((c) => c !== "payload" && c !== "project_id");
+    // Leave out what says nothing here: the payload (opens per row), ids of the project, the
+    // store's own insert time, and columns empty in every row shown.
+    const shown = columns.filter((c, at) => !["payload", "project_id", "created_at"].includes(c)
+      && (model.get("sql") || rows.some((row) => row[at] !== null && row[at] !== "")));
 
     const hadFocus = document.activeElement && document.activeElement.classList.contains("bsl-sql")
       && root.contains(document.activeElement);
@@ -93,7 +96,8 @@ function renderTimeline({ model, el }) {
           shown.map((c) => {
             const v = row[columns.indexOf(c)];
             const cls = c === "reason_code" && v ? "bsl-reason" : `bsl-col-${c}`;
-            return h("td", { class: cls }, fmt(v));
+            const text = c === "ts" && typeof v === "string" ? v.replace("T", " ").replace(/\.\d+Z?$|Z$/, "") : fmt(v);
+            return h("td", { class: cls, title: c === "ts" ? v : null }, text);
           }),
         ),
       );
