@@ -344,6 +344,11 @@ class EventIndex:
                             f"query() only reads ({', '.join(_READ_STATEMENTS)}); got {kind}. "
                             "The event store is append-only: record a correction with append()."
                         )
+                # SQL can arrive from a dashboard viewer or a REST request: it must never reach
+                # the file system (read_csv('/etc/passwd'), COPY, ATTACH, INSTALL). The index is
+                # already open and ingested, so switch external access off and lock it.
+                con.execute("SET enable_external_access = false")
+                con.execute("SET lock_configuration = true")
                 # A SELECT can still write (a DML CTE, EXPLAIN ANALYZE DELETE): run the user's
                 # SQL in a transaction that is always rolled back.
                 con.execute("BEGIN TRANSACTION")
