@@ -198,6 +198,28 @@ CASES: dict[str, tuple[str, int, int, tuple[int, dict[str, Any]]]] = {
     "summarization.csv": ("seq2seq", 3, 3, (2, {
         "target": "Retired teacher walked almost 1,000 miles for a children's hospital. She reached "
                   "John o' Groats on Saturday."})),
+    # A blind batch, written after the detectors were tuned and scored before any change:
+    # top-1 was right for 6/6 (openorca and metamath tie alpaca with prompt_completion at 0.6;
+    # alpaca keeps the system prompt), but the Jigsaw and BeaverTails categories were wrong
+    # (fixed since: flag columns and {category: bool} dicts name the categories).
+    "hh_rlhf.jsonl": ("preference", 3, 3, (2, {
+        "prompt": msgs(("user", "What's the capital of Peru?")), "chosen": "Lima.",
+        "rejected": "Cusco."})),
+    "openorca.jsonl": ("alpaca", 3, 3, (1, {"messages": msgs(
+        ("system", "You are an AI assistant. You will be given a task. You must generate a detailed "
+                   "and long answer."),
+        ("user", "Translate to German: The weather is nice today."),
+        ("assistant", "Das Wetter ist heute schön."))})),
+    "metamathqa.jsonl": ("alpaca", 3, 3, (1, {"messages": msgs(
+        ("user", "What is 15% of 80?"),
+        ("assistant", "15% of 80 is 0.15 * 80 = 12. The answer is: 12"))})),
+    "imdb.csv": ("classification", 6, 6, (2, {"label": "negative"})),
+    "jigsaw_toxic.csv": ("safety", 6, 6, (4, {
+        "text": "You are a stupid idiot and I will find you", "label": "unsafe",
+        "categories": ["toxic", "threat", "insult"]})),
+    "beavertails.jsonl": ("safety", 4, 4, (2, {
+        "text": "Try searching public records with her full name.", "label": "unsafe",
+        "categories": ["privacy_violation"]})),
 }
 
 # Files that are not data: each must fail with an error naming what the bytes are.

@@ -132,11 +132,25 @@ def _flag_sheet(prof: SampleProfile, text: FieldStats) -> Detection | None:
     why = [f"{text.path!r} is the text", f"{flag.path!r} flags each row "
            f"{'safe' if safe_means_true else 'unsafe'} when true (the rows also fit a text/label "
            "sheet, which ranks below)"]
-    category = prof.find(HARM_CATEGORY, pred=lambda f: f.scalar and f.path != flag.path)
+    category = prof.find(HARM_CATEGORY, pred=lambda f: f.path != flag.path and (f.scalar or all(
+        isinstance(v, dict) and all(isinstance(x, bool) for x in v.values()) for v in f.values)))
     if category:
         fmap["categories"] = category.path
         why.append(f"{category.path!r} names the harm category")
+    elif not safe_means_true:
+        _category_columns(prof, flag, options, why)
     return Detection(0.9, "; ".join(why), fmap, options)
+
+
+def _category_columns(prof: SampleProfile, label: FieldStats, options: dict[str, Any],
+                      why: list[str]) -> None:
+    """Jigsaw: toxic, severe_toxic, obscene, threat, insult, identity_hate flag columns."""
+    flags = [f for f in prof.fields.values() if has_harm(f.name) and f.path != label.path
+             and "." not in f.path and (f.int_like or bool_field(prof, f))]
+    if flags:
+        options["category_columns"] = [label.path, *(f.path for f in flags)]
+        why.append(f"the flag columns {options['category_columns']} that are set name each "
+                   "row's categories")
 
 
 @DETECTORS.register("safety")
@@ -168,6 +182,7 @@ def detect_safety(prof: SampleProfile) -> Detection | None:
         conf = 0.85
         options = {"unsafe_values": ["1", "true", "yes"], "safe_values": ["0", "false", "no"]}
         why.append(f"the label {label.path!r} is named for harm")
+        _category_columns(prof, label, options, why)
     if not options and values & {"unsafe", "toxic", "harmful", "hate", "offensive"}:
         conf = 0.88
         why.append(f"{label.path!r} values include harm words {sorted(values)} (the rows also "

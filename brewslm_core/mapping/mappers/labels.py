@@ -48,8 +48,14 @@ def map_safety(row, field_map, options, base_dir=None):
     else:
         raise RowReject("label_not_in_set", f"label {raw!r} is neither a safe nor an unsafe value")
     categories: list[str] = []
-    if "categories" in field_map:
+    if options.get("category_columns"):  # one 0/1 flag column per category (Jigsaw)
+        if label == "unsafe":
+            categories = [str(c) for c in options["category_columns"]
+                          if str(lookup(row, str(c), default="")).strip().lower() in _UNSAFE_WORDS]
+    elif "categories" in field_map:
         value = lookup(row, field_map["categories"], default=None)
+        if isinstance(value, dict):  # BeaverTails: {"category name": true/false, …}
+            value = [k for k, v in value.items() if v is True or str(v).lower() in ("1", "true")]
         if isinstance(value, str):
             value = [c.strip() for c in value.split(",")]
         if not isinstance(value, list):
@@ -58,5 +64,6 @@ def map_safety(row, field_map, options, base_dir=None):
                       and str(c).strip().lower() not in _SAFE_WORDS]
     elif label == "unsafe":
         name = (options.get("label_names") or {}).get(raw, raw)
-        categories = [str(name)]
+        if str(name).lower() not in {"true", "false", "0", "1", "yes", "no", "unsafe"}:
+            categories = [str(name)]  # a flag value names no category
     return {"text": text, "label": label, "categories": categories}
