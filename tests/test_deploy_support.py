@@ -87,6 +87,14 @@ def _link_tree(src: Path, dst: Path) -> list[dict]:
     return files
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def lay_out_export(
     project,
     export_id: str,
@@ -96,42 +104,64 @@ def lay_out_export(
     run_id: str = RUN_ID,
     adapter_src: Path | None = None,
 ) -> Path:
-    """``exports/<export_id>/`` with ``model/`` (+ ``adapter/``), manifest.json and smoke.json."""
+    """``exports/<export_id>/`` as the export stage writes it (manifest schema 1): ``model/``
+    (+ ``adapter/``), manifest.json with the serve block and its vLLM command, smoke.json."""
     bundle = project.exports_dir / export_id
     listed = [("model/" + f.name, f) for f in _link_tree(model_src, bundle / "model")]
     if adapter_src is not None:
         listed += [("adapter/" + f.name, f) for f in _link_tree(adapter_src, bundle / "adapter")]
-    name = f"{project.name}-{export_id}"
+    base_name = "base" if adapter_src is not None else run_id
+    command = [
+        "python",
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        "model",
+        "--served-model-name",
+        base_name,
+        "--dtype",
+        "bfloat16",
+        "--enforce-eager",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "8000",
+    ]
+    if adapter_src is not None:
+        rank = json.loads((adapter_src / "adapter_config.json").read_text())["r"]
+        command += [
+            "--enable-lora",
+            "--max-lora-rank",
+            str(max(8, rank)),
+            "--lora-modules",
+            f"{run_id}=adapter",
+        ]
     serve = {
         "kind": "causal_lm",
         "model_dir": "model",
-        "served_model_name": name,
-        "command": ["vllm", "serve", "model", "--served-model-name", name],
+        "adapter_dir": "adapter" if adapter_src else None,
+        "served_model_name": run_id,
+        "command": command,
+        "env": {"VLLM_CPU_KVCACHE_SPACE": "1"},
+        "notes": ["laid out by the deploy tests"],
     }
-    if adapter_src is not None:
-        serve["adapter_dir"] = "adapter"
-        serve["command"] += ["--enable-lora", "--lora-modules", "adapter=adapter"]
+    (bundle / "smoke.json").write_text(json.dumps({"prompts": [], "checks": []}), encoding="utf-8")
+    listed.append(("smoke.json", bundle / "smoke.json"))
     manifest = {
+        "schema_version": 1,
         "export_id": export_id,
         "format": fmt,
         "source_run": run_id,
         "task_profile": "seq2seq",
         "base_model": {"name": "smollm2", "path": str(model_src)},
-        "files": [
-            {
-                "path": rel,
-                "size": f.stat().st_size,
-                "sha256": hashlib.sha256(f.read_bytes()).hexdigest() if f.stat().st_size < 50e6 else None,
-            }
-            for rel, f in listed
-        ],
+        "files": [{"path": rel, "size": f.stat().st_size, "sha256": _sha256(f)} for rel, f in listed],
         "quantizations": {},
         "lineage": {"manifest_sha256": None, "config_ids": ["cfg-imp-train"]},
         "serve": serve,
+        "not_applicable": {},
         "created_at": datetime.now(UTC).isoformat(),
     }
     (bundle / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-    (bundle / "smoke.json").write_text(json.dumps({"ok": True, "loader": "fixture"}), encoding="utf-8")
     return bundle
 
 

@@ -10,7 +10,17 @@ Serving runtimes with their own torch (vLLM) live in venvs under the user cache 
 """
 
 from ..contracts.deploy import DeploymentVersion, GoldCheck, SmokeResult
-from .actions import DRIFT_TOLERANCE, deploy, drift, promote, reject, rollback, schedule_drift, stop
+from .actions import (
+    DRIFT_TOLERANCE,
+    deploy,
+    drift,
+    promote,
+    reject,
+    restart,
+    rollback,
+    schedule_drift,
+    stop,
+)
 from .runtime import RuntimeMissingError, install_runtime, is_installed, runtime_python
 from .store import DeploymentError, get, history, list_deployments
 from .targets import TARGETS
@@ -32,6 +42,7 @@ __all__ = [
     "list_deployments",
     "promote",
     "reject",
+    "restart",
     "rollback",
     "runtime_python",
     "schedule_drift",

