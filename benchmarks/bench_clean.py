@@ -16,13 +16,12 @@ import argparse
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from .common import peak_rss_mb
+from .common import peak_rss_mb, run_worker
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("BREWSLM_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -136,15 +135,8 @@ def worker(method: str, root: str) -> dict:
             **info}
 
 
-def run_worker(method: str, root: Path) -> dict:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_clean", "--worker", method, str(root)],
-        capture_output=True, text=True, cwd=REPO, env=env, check=False,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"{method} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def run_method(method: str, root: Path) -> dict:
+    return run_worker("bench_clean", method, str(root))
 
 
 def pii_table(scored: list[tuple[str, list]]) -> None:
@@ -170,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         root, scored = build_project(Path(tmp), args.docs)
         print(f"built {args.docs:,} committed docs in {time.perf_counter() - t0:.1f} s")
-        results = [run_worker(m, root) for m in METHODS]
+        results = [run_method(m, root) for m in METHODS]
     base = results[0]
     base_rate = base["docs"] / base["seconds"]
     print(f"\n{'method':<22} {'docs':>9} {'seconds':>9} {'docs/s':>10} {'x baseline':>11} "

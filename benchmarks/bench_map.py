@@ -16,13 +16,11 @@ import argparse
 import json
 import os
 import random
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from .common import peak_rss_mb
+from .common import peak_rss_mb, run_worker
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("BREWSLM_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -97,14 +95,7 @@ def worker(method: str, kind: str, path: str) -> dict:
 
 
 def measure(method: str, kind: str, path: Path) -> dict:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_map", "--worker", method, kind, str(path)],
-        cwd=REPO, env=env, capture_output=True, text=True, check=False,
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"{method} on {path.name} failed:\n{out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_worker("bench_map", method, kind, str(path))
 
 
 def report(title: str, results: list[dict]) -> None:

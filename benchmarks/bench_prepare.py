@@ -18,13 +18,12 @@ import argparse
 import csv
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from .common import peak_rss_mb
+from .common import peak_rss_mb, run_worker
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("BREWSLM_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -93,12 +92,7 @@ def worker(method: str, folder: str) -> dict:
 
 
 def run(method: str, folder: Path) -> dict:
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_prepare", "--worker", method, str(folder)],
-        cwd=REPO, capture_output=True, text=True, check=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_worker("bench_prepare", method, str(folder))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,8 @@ import json
 import os
 import random
 import resource
+import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,6 +24,18 @@ def alpaca(n: int, seed: int = 0) -> list[dict]:
         messages = [{"role": "user", "content": user}, {"role": "assistant", "content": d["output"]}]
         rows.append({"record": {"messages": messages}})
     return rows
+
+
+def run_worker(module: str, *args: str) -> dict:
+    """Run ``python -m benchmarks.<module> --worker ARGS…`` in a fresh process (so its peak RSS is
+    its own) and return the JSON object it prints last; a failure raises with its stderr tail."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run([sys.executable, "-m", f"benchmarks.{module}", "--worker", *args],
+                         capture_output=True, text=True, cwd=REPO, env=env, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"{module} worker {' '.join(args)} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def peak_rss_mb() -> float:

@@ -16,8 +16,10 @@ def test_bench_events_runs_small(monkeypatch: pytest.MonkeyPatch, capsys) -> Non
     results = bench_events.main(
         ["--events", "8", "--naive-events", "4", "--query-events", "50", "--repeat", "1"]
     )
-    assert set(results) >= {"naive_p50_ms", "append_1w_p50_ms", "append_4w_p50_ms",
+    assert set(results) >= {"naive_p50_ms", "sqlite_wal_1w_p50_ms", "sqlite_wal_4w_p50_ms",
+                            "append_1w_p50_ms", "append_4w_p50_ms",
                             "query_pending_ms", "query_ingested_ms", "fsync_floor_p50_ms"}
     assert all(value > 0 for value in results.values())
     out = capsys.readouterr().out
-    assert "faster than naive" in out and "pending/ingested" in out and "peak RSS" in out
+    assert "faster than naive" in out and "SQLite WAL" in out
+    assert "pending/ingested" in out and "peak RSS" in out
