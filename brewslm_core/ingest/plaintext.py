@@ -13,7 +13,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..contracts import SentinelRow
-from .base import CONNECTORS, Connector, Row, display_raw, has_surrogates, open_binary, resolve_path
+from .base import (
+    CONNECTORS,
+    Connector,
+    Row,
+    display_raw,
+    has_surrogates,
+    open_binary,
+    read_head,
+    resolve_path,
+    text_stream,
+)
 from .encoding import detect_encoding
 from .files import FileConnector
 
@@ -61,6 +71,8 @@ def looks_delimited(head: bytes) -> bool:
 
 
 class TextConnector(FileConnector):
+    """Streams the file: the layout (fastText, blocks or lines) is judged on its head."""
+
     kind = "text"
 
     def _rows(self) -> Iterator[Row]:
@@ -68,45 +80,56 @@ class TextConnector(FileConnector):
         self.encoding = encoding
         for note in notes:
             self.note(note)
-        with open_binary(self.path) as fh:
-            text = fh.read().decode(encoding, errors="surrogateescape")
-        text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
-        lines = [ln for ln in text.split("\n") if ln.strip()]
-        if lines and sum(ln.startswith("__label__") for ln in lines) >= 0.9 * len(lines):
+        head = read_head(self.path).decode(encoding, errors="replace").lstrip("\ufeff")
+        head = head.replace("\r\n", "\n").replace("\r", "\n")
+        lines = [ln for ln in head.split("\n") if ln.strip()]
+        fasttext = bool(lines) and sum(ln.startswith("__label__") for ln in lines) >= 0.9 * len(
+            lines)
+        blocks = re.search(r"\S[^\n]*\n[^\S\n]*\n\s*\S", head) is not None
+        if fasttext:
             self.note("fastText lines: __label__ prefixes are the labels, the rest is the text")
-            yield from self._fasttext(text)
-            return
-        blocks = re.search(r"\S[^\n]*\n[^\S\n]*\n\s*\S", text) is not None
-        split = r"\n[^\S\n]*\n\s*" if blocks else r"\n"
-        self.note("plain text: one document per " + ("blank-line separated block" if blocks
-                                                      else "line"))
-        pieces, pos = [], 0
-        for sep in re.finditer(split, text):
-            pieces.append((pos, text[pos:sep.start()]))
-            pos = sep.end()
-        pieces.append((pos, text[pos:]))
-        for start, piece in pieces:
-            if not piece.strip():
-                continue
-            body = piece.strip()
-            if has_surrogates(body):
-                yield SentinelRow(text.count("\n", 0, start) + 1, display_raw(body),
-                                  f"undecodable bytes for encoding {encoding}", self.locator)
-                continue
-            yield {"text": body}
+        else:
+            self.note("plain text: one document per " + ("blank-line separated block" if blocks
+                                                          else "line"))
+        block: list[str] = []
+        start = 0
+        with text_stream(open_binary(self.path), encoding) as fh:
+            for line_no, raw in enumerate(fh, start=1):
+                line = raw.rstrip("\r\n")
+                if line_no == 1:
+                    line = line.lstrip("\ufeff")
+                if fasttext:
+                    if line.strip():
+                        yield self._fasttext(line_no, line)
+                    continue
+                if not blocks:
+                    if line.strip():
+                        yield self._doc(line_no, line)
+                    continue
+                if line.strip():
+                    start = start or line_no
+                    block.append(line)
+                elif block:
+                    yield self._doc(start, "\n".join(block))
+                    block, start = [], 0
+        if block:
+            yield self._doc(start, "\n".join(block))
 
-    def _fasttext(self, text: str) -> Iterator[Row]:
-        for line_no, line in enumerate(text.split("\n"), start=1):
-            if not line.strip():
-                continue
-            match = FASTTEXT.match(line)
-            if match is None or has_surrogates(line):
-                why = ("undecodable bytes" if has_surrogates(line)
-                       else "a fastText line without a __label__ prefix")
-                yield SentinelRow(line_no, display_raw(line), why, self.locator)
-                continue
-            labels = [t[len("__label__"):] for t in match.group().split()]
-            yield {"label": labels[0], "labels": labels, "text": line[match.end():].strip()}
+    def _doc(self, line_no: int, body: str) -> Row:
+        body = body.strip()
+        if has_surrogates(body):
+            return SentinelRow(line_no, display_raw(body),
+                               f"undecodable bytes for encoding {self.encoding}", self.locator)
+        return {"text": body}
+
+    def _fasttext(self, line_no: int, line: str) -> Row:
+        match = FASTTEXT.match(line)
+        if match is None or has_surrogates(line):
+            why = ("undecodable bytes" if has_surrogates(line)
+                   else "a fastText line without a __label__ prefix")
+            return SentinelRow(line_no, display_raw(line), why, self.locator)
+        labels = [t[len("__label__"):] for t in match.group().split()]
+        return {"label": labels[0], "labels": labels, "text": line[match.end():].strip()}
 
 
 @CONNECTORS.register("text")
