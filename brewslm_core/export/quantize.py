@@ -50,13 +50,16 @@ def k_quant(f16_path: Path, out_path: Path, quant: str) -> dict[str, Any]:
 
     Raises RuntimeError when llama.cpp reports an error; the caller records ``failed``.
     """
+    import ctypes
+
     import gguf
     import llama_cpp
 
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, LLAMA_CPP_QUANTS[quant])
     params.nthread = 1
-    code = llama_cpp.llama_model_quantize(str(f16_path).encode(), str(out_path).encode(), params)
+    src, dst = str(f16_path).encode(), str(out_path).encode()
+    code = llama_cpp.llama_model_quantize(src, dst, ctypes.byref(params))
     if code != 0 or not out_path.is_file():
         raise RuntimeError(f"llama_model_quantize returned {code}")
     reader = gguf.GGUFReader(str(out_path))
