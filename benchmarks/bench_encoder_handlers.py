@@ -7,10 +7,13 @@ Same MiniLM weights, same encoded examples, full fine-tuning, AdamW, same batch 
   hf-dynamic    AutoModelForTokenClassification / AutoModelForQuestionAnswering with the
                 transformers padding collators (pad to the batch's longest), random batches
                 (the baseline)
+  hf-grouped    the same HF models and collators, batches from transformers' LengthGroupedSampler
+                (what TrainingArguments group_by_length uses): HF's own answer to padding
   ours-padded   our handler, one example per row (padded), random batches
   ours-packed   our handler, length-bucketed batches packed into shared rows (block-diagonal
                 attention, restarted positions) - what the engine does by default
-Reported: real (non-pad) tokens/s and its ratio to hf-dynamic, the share of computed tokens
+Reported: real (non-pad) tokens/s and its ratio to hf-dynamic (and ours-packed against
+hf-grouped), the share of computed tokens
 that are padding, and the process's peak RSS. The first step of each variant is a warm-up and
 is not timed; variants take their steps in turn (round-robin). Tasks: ner = wnut17 (token
 classification), qa = SQuAD v2 Normans windows.
@@ -32,7 +35,7 @@ TASKS = {
     "ner": ("structured_extraction", "conll:ner/wnut17_emerging.dev.conll", "token_classification"),
     "qa": ("qa", "json:qa_squad/squad_v2_dev_Normans_subset.json", "extractive_qa"),
 }
-VARIANTS = ("hf-dynamic", "ours-padded", "ours-packed")
+VARIANTS = ("hf-dynamic", "hf-grouped", "ours-padded", "ours-packed")
 
 
 def mapped_rows(spec: str, shape: str, limit: int) -> list[dict]:
@@ -87,10 +90,19 @@ class Variant:
         from brewslm_core.train.packing import plan_epoch
 
         self.task, self.name, self.handler, self.examples = task, name, handler, examples
-        strategy = "bucket" if name == "ours-packed" else "random"
-        plan = plan_epoch([e.length for e in examples], batch, seed=0, epoch=0, strategy=strategy)
+        lengths = [e.length for e in examples]
+        if name == "hf-grouped":
+            from transformers.trainer_pt_utils import LengthGroupedSampler
+
+            seeded = torch.Generator().manual_seed(0)
+            order = list(LengthGroupedSampler(batch, lengths=lengths, generator=seeded))
+            plan = [order[i : i + batch] for i in range(0, len(order), batch)]
+        else:
+            strategy = "bucket" if name == "ours-packed" else "random"
+            plan = plan_epoch(lengths, batch, seed=0, epoch=0, strategy=strategy)
         self.plan = (plan * (steps // max(len(plan), 1) + 2))[: steps + 1]
-        self.model = hf_model(task, handler) if name == "hf-dynamic" else handler.build_model(config)
+        self.hf = name.startswith("hf-")
+        self.model = hf_model(task, handler) if self.hf else handler.build_model(config)
         self.model.train()
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=1e-4)
@@ -101,7 +113,7 @@ class Variant:
     def step(self, index: int) -> None:
         chosen = [self.examples[i] for i in self.plan[index]]
         t0 = time.perf_counter()
-        if self.name == "hf-dynamic":
+        if self.hf:
             inputs = hf_batch(self.task, self.handler, chosen)
             loss = self.model(**inputs).loss
             tokens = inputs["input_ids"].numel()
@@ -170,6 +182,9 @@ def main(argv: list[str] | None = None) -> None:
         for r in results:
             print(f"  {r['variant']:<12} {r['real_tokens_per_s'] / base:>6.2f} "
                   f"{r['real_tokens_per_s']:>11.0f} {r['pad_share']:>10.1%} {r['final_loss']:>8.3f}")
+        by = {r["variant"]: r["real_tokens_per_s"] for r in results}
+        if by.get("hf-grouped"):
+            print(f"  ours-packed vs hf-grouped: {by['ours-packed'] / by['hf-grouped']:.2f}x real tok/s")
     print(f"peak RSS {peak_rss_mb():.0f} MB (whole process, all variants)")
 
 
