@@ -18,7 +18,7 @@ from typing import Any
 
 from ..common import atomic_write_json, file_lock
 from ..contracts.annotate import LABEL_TYPES, AnnotationItem, AnnotationJob
-from ..contracts.prepare import Manifest
+from ..contracts.prepare import Manifest, ManifestError
 from ..contracts.shapes import record_text, text_hash
 from ..mapping import read_committed, read_imports
 from ..project import Project
@@ -59,7 +59,10 @@ def _append(path: Path, obj: dict[str, Any]) -> None:
 
 def _candidate_rows(project: Project, source: str) -> list[dict[str, Any]]:
     if source == "eval":
-        manifest = Manifest.load(project)
+        try:
+            manifest = Manifest.load(project)
+        except ManifestError as exc:
+            raise AnnotationError(f"an eval-row job needs a prepared project: {exc}") from exc
         if not manifest.counts.get("eval"):
             raise AnnotationError("the manifest has no eval rows; prepare with an eval fraction")
         return list(manifest.iter_split(project, "eval"))
