@@ -289,6 +289,32 @@ def test_eval_says_there_is_no_report_yet(classified, mismapped) -> None:
     assert coach.suggest(project, "eval")[0].title == "There is no eval report yet: no run has finished"
 
 
+def test_eval_names_weak_classes_and_opens_a_cluster(classified) -> None:
+    from brewslm_core.evaluate import evaluate
+
+    run_id = coach.suggest(classified, "eval")[0].action.params["run_id"]
+    report = evaluate(classified, run_id)
+    assert report.failure_clusters  # a 2-step run gets plenty wrong
+    out = coach.suggest(classified, "eval")
+    per_class = report.metrics["per_class"]
+    weak = sorted((v["recall"], k) for k, v in per_class.items() if v["recall"] < 0.6)
+    clusters = {c.cluster_id: c for c in report.failure_clusters}
+    by_class = [s for s in out if s.title.startswith("Class `")]
+    assert len(by_class) == len(weak)
+    for s, (recall, label) in zip(by_class, weak, strict=True):
+        assert s.title.startswith(f"Class `{label}` recall {recall:.2f}")
+        if s.action.kind == "augment_from_cluster":
+            c = clusters[s.action.params["cluster_id"]]
+            assert c.gold_label == label or c.label == label
+            assert f"cluster {c.cluster_id} holds {c.size} of its failures" in s.title
+    opened = [s for s in out if s.action.kind == "augment_from_cluster"]
+    assert opened, [s.title for s in out]
+    result = coach.execute(classified, opened[0].action)
+    c = clusters[opened[0].action.params["cluster_id"]]
+    assert result.status == "done" and result.result["locator"] == c.source
+    assert result.result["rows"] == c.size and "text" in result.result["fields"]
+
+
 # ---- read-only, actions, contract ---------------------------------------------------------------
 def test_every_generator_is_read_only(classified, mismapped, pii_blocked) -> None:
     for project in (classified, mismapped[0], pii_blocked):

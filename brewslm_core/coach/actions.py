@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -143,7 +142,9 @@ def _evaluate(project: Project, p: dict[str, Any]) -> ActionResult:
 
 
 def augment_from_cluster(project: Project, p: dict[str, Any]) -> ActionResult:
-    """Write a failure cluster's examples to ``data/sources/`` as a JSONL locator for Map."""
+    """Open an eval failure cluster's rows (the report wrote them as JSONL) as a Map source."""
+    from ..ingest import open_source
+
     cluster_id, run_id = _need(p, "cluster_id", "run_id")
     if importlib.util.find_spec(EVALUATE_PACKAGE) is None:
         raise ActionError("the evaluate stage is not installed in this version")
@@ -155,24 +156,13 @@ def augment_from_cluster(project: Project, p: dict[str, Any]) -> ActionResult:
              if str(c.get("cluster_id")) == str(cluster_id)]
     if not found:
         raise ActionError(f"eval {data.get('eval_id')} has no failure cluster {cluster_id!r}")
-    wanted = {str(i) for i in found[0].get("example_ids") or []}
-    examples_path = project.run_dir(str(run_id)) / "evals" / str(data.get("eval_id")) / "examples.jsonl"
-    rows = []
-    if examples_path.is_file():
-        with open(examples_path, encoding="utf-8") as fh:
-            for line in fh:
-                ex = json.loads(line)
-                if str(ex.get("example_id", ex.get("id"))) in wanted:
-                    rows.append(ex)
-    if not rows:
-        raise ActionError(f"cluster {cluster_id} lists no examples found in {examples_path.name}")
-    out = project.data_dir / "sources" / f"cluster-{data.get('eval_id')}-{cluster_id}.jsonl"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", encoding="utf-8") as fh:
-        for ex in rows:
-            fh.write(json.dumps(ex, ensure_ascii=False) + "\n")
-    locator = f"jsonl:{out}"
-    return _done("augment_from_cluster", locator=locator, rows=len(rows), cluster_id=cluster_id,
+    locator = str(found[0].get("source") or "")
+    if not locator:
+        raise ActionError(f"cluster {cluster_id} of eval {data.get('eval_id')} has no source rows")
+    described = open_source(locator).describe()
+    return _done("augment_from_cluster", locator=locator, cluster_id=cluster_id,
+                 eval_id=data.get("eval_id"), label=found[0].get("label"), rows=described.rows,
+                 fields=[f.name for f in described.fields],
                  next={"target": "map", "locator": locator})
 
 
