@@ -4,12 +4,12 @@ still gets its verdict (accepted, or rejected with its reason code), the same as
 
 How a row is judged:
 - DuckDB extracts the mapped fields of each line (``read_ndjson_objects``, file order kept with
-  ORDINALITY). A row whose fields are all plain strings (optional ones may be absent) is
-  "clean": its empty-text / label-set checks and its whole-record duplicate key
+  ORDINALITY). A row whose fields are all strings, integers or booleans (optional ones may be
+  absent) is "clean": its empty-text / label-set checks and its whole-record duplicate key
   (``record_key.canonical`` rebuilt in SQL) are computed in SQL.
-- Any other row (a number, a null, a list, a missing required field) is rebuilt from its
-  fields and goes through the real per-row mapper in Python, so odd values are judged by the
-  one implementation. Its verdict and key join the clean rows' before duplicates are ranked.
+- Any other row (a float, a null, a list, a missing required field, a key written twice) is
+  read by the JSON Lines reader and goes through the real per-row mapper in Python, so odd values are
+  judged by the one implementation. Its verdict and key join the clean rows' before duplicates are ranked.
 - Duplicates: the first row with a key wins (row order), keys already committed lose.
 - The report's examples and accepted sample are re-mapped in Python from the rows themselves,
   so their records, details and raw rows are exactly what the per-row path would give.
@@ -21,7 +21,6 @@ nested field paths, options it does not implement (label_names …).
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -43,6 +42,8 @@ FIELDS: dict[str, dict[str, bool]] = {
     "prompt_completion": {"prompt": True, "completion": True, "system": False},
 }
 OPTIONS: dict[str, frozenset[str]] = {"classification": frozenset({"label_set"})}
+# JSON types whose text DuckDB spells as Python's as_text does (floats are left to Python).
+_PLAIN = "('VARCHAR', 'BIGINT', 'UBIGINT', 'BOOLEAN')"
 _WS = "".join(chr(i) for i in range(sys.maxunicode + 1) if chr(i).isspace())
 _WS_CLASS = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in _WS) + "]"
 
@@ -163,19 +164,15 @@ def _run(conn: Any, shape: str, fmap: dict[str, str], opts: dict[str, Any],
     paths = "[" + ", ".join(_lit(f'$."{fmap[n]}"') for n in names) + "]"
     required = FIELDS[shape]
     clean = " AND ".join(
-        f"coalesce(json_type(j[{i + 1}]) = 'VARCHAR', false)" if required[n]
-        else f"coalesce(j[{i + 1}] IS NULL OR json_type(j[{i + 1}]) = 'VARCHAR', false)"
+        f"coalesce(json_type(j[{i + 1}]) IN {_PLAIN}, false)" if required[n]
+        else f"coalesce(j[{i + 1}] IS NULL OR json_type(j[{i + 1}]) IN {_PLAIN}, false)"
         for i, n in enumerate(names))
+    # A key written twice in one object: Python keeps the last value, DuckDB the first, so such
+    # rows (and rows where the key's spelling also appears as a value) go to the mapper.
+    once = " AND ".join(f"len(string_split(json, {_lit(q)})) <= 2"
+                        for q in (f'"{fmap[n]}"' for n in names))
     strings = ", ".join(f"CASE WHEN clean THEN j[{i + 1}]->>'$' END AS s{i}"
                         for i in range(len(names)))
-    try:
-        con.execute(f"""CREATE TEMP TABLE src AS SELECT idx, clean, CASE WHEN NOT clean THEN j END
-                        AS j, {strings} FROM
-                        (SELECT idx, j, {clean} AS clean FROM
-                         (SELECT ordinality - 1 AS idx, json_extract(json, {paths}) AS j
-                          FROM read_ndjson_objects(?) WITH ORDINALITY))""", [str(path)])
-    except duckdb.Error:
-        return None  # a line that is not JSON (a sentinel row), bad UTF-8 …: per-row path
     col = {n: f"s{i}" for i, n in enumerate(names)}
     checks, record = _record_sql(shape, col)
     cases = " ".join(f"WHEN {cond} THEN '{reason}'" for reason, cond in checks)
@@ -184,18 +181,28 @@ def _run(conn: Any, shape: str, fmap: dict[str, str], opts: dict[str, Any],
         allowed = ", ".join(_lit(str(x)) for x in label_set)
         cases += f" WHEN {_strip(col['label'])} NOT IN ({allowed}) THEN 'label_not_in_set'"
     reason = f"CASE {cases} ELSE NULL END"
-    con.execute(f"""CREATE TEMP TABLE judged AS
-        SELECT idx, reason, CASE WHEN reason IS NULL THEN md5({_lit(shape)} || chr(0) ||
-               {record}) END AS key
-        FROM (SELECT *, {reason} AS reason FROM src WHERE clean)""")
+    # One pass: the strings are never stored, only each row's verdict and key.
+    try:
+        con.execute(f"""CREATE TEMP TABLE judged AS
+            SELECT idx, clean, reason, CASE WHEN reason IS NULL THEN md5({_lit(shape)} || chr(0)
+                   || {record}) END AS key
+            FROM (SELECT *, CASE WHEN clean THEN {reason} END AS reason FROM
+                  (SELECT idx, clean, {strings} FROM
+                   (SELECT idx, j, coalesce({clean} AND {once}, false) AS clean FROM
+                    (SELECT ordinality - 1 AS idx, json, json_extract(json, {paths}) AS j
+                     FROM read_ndjson_objects(?) WITH ORDINALITY))))""", [str(path)])
+    except duckdb.Error:
+        return None  # a line that is not JSON (a sentinel row), bad UTF-8 …: per-row path
     # Rows with any other value go through the real mapper.
     mapper = MAPPERS.get(shape)
     reset_media_cache()
     odd_idx, odd_reason, odd_key = [], [], []
-    for idx, values in con.execute("SELECT idx, j FROM src WHERE NOT clean ORDER BY idx"
-                                   ).fetchall():
-        row = _row(names, fmap, values)
-        odd_idx.append(int(idx))
+    wanted = [int(i) for (i,) in con.execute(
+        "SELECT idx FROM judged WHERE NOT clean ORDER BY idx").fetchall()]
+    # Read by the JSON Lines reader itself: DuckDB re-serialises numbers (big ints, floats).
+    for idx, value in _full_rows(path, wanted).items():
+        row = value if isinstance(value, dict) else {}
+        odd_idx.append(idx)
         try:
             rec = mapper(row, fmap, opts, getattr(conn, "base_dir", None))
         except RowReject as rej:
@@ -211,7 +218,8 @@ def _run(conn: Any, shape: str, fmap: dict[str, str], opts: dict[str, Any],
     con.register("old", old)
     # Only keys seen twice (or committed before) need ranking: a small table to join.
     con.execute("""CREATE TEMP TABLE verdict AS
-        WITH allr AS (SELECT idx, reason, key FROM judged UNION ALL SELECT idx, reason, key FROM odd),
+        WITH allr AS (SELECT idx, reason, key FROM judged WHERE clean
+                      UNION ALL SELECT idx, reason, key FROM odd),
         twice AS (SELECT key, min(idx) AS first FROM allr WHERE reason IS NULL
                   AND key NOT IN (SELECT key FROM old) GROUP BY key HAVING count(*) > 1),
         known AS (SELECT DISTINCT a.key FROM allr a JOIN old o ON a.key = o.key)
@@ -220,10 +228,6 @@ def _run(conn: Any, shape: str, fmap: dict[str, str], opts: dict[str, Any],
                CASE WHEN t.first < a.idx THEN t.first END AS first
         FROM allr a LEFT JOIN twice t ON a.key = t.key LEFT JOIN known k ON a.key = k.key""")
     return con, names
-
-
-def _row(names: list[str], fmap: dict[str, str], values: list[str | None]) -> dict[str, Any]:
-    return {fmap[n]: json.loads(v) for n, v in zip(names, values, strict=True) if v is not None}
 
 
 def _full_rows(path: Path, wanted: Iterable[int]) -> dict[int, Any]:
