@@ -42,6 +42,9 @@ def _classification_rows() -> list:
         '"a bare string"',
         {"text": "tab\tand\nnewline \\ \" quote", "label": "a", "extra": {"nested": [1, 2]}},
         {"text": "tab\tand\nnewline \\ \" quote", "label": "a"},  # duplicate record, other extras
+        '{"text": "first spelling", "label": "b", "text": "second spelling"}',  # key twice
+        {"text": "a value spelled text", "label": "text"},
+        {"text": "big number label", "label": 12345678901234567890},
     ]
     return rows
 
