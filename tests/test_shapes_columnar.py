@@ -42,7 +42,8 @@ def _classification_rows() -> list:
         '"a bare string"',
         {"text": "tab\tand\nnewline \\ \" quote", "label": "a", "extra": {"nested": [1, 2]}},
         {"text": "tab\tand\nnewline \\ \" quote", "label": "a"},  # duplicate record, other extras
-        '{"text": "first spelling", "label": "b", "text": "second spelling"}',  # key twice
+        '{"text": "first spelling", "label": "b", "text": "second spelling"}',  # key twice:
+        {"text": "second spelling", "label": "b"},  # the last value counts, so this is a duplicate
         {"text": "a value spelled text", "label": "text"},
         {"text": "big number label", "label": 12345678901234567890},
     ]
