@@ -165,27 +165,36 @@ def lay_out_export(
     return bundle
 
 
-def write_report(project, run_id: str = RUN_ID, *, promotable: bool, eval_id: str | None = None) -> dict:
-    """An eval report in the agreed shape: one gate that passes or fails."""
+def write_report(project, run_id: str = RUN_ID, *, promotable: bool, eval_id: str | None = None):
+    """An EvalReport (the evaluate stage's own contract) saved where ``latest_report`` reads it:
+    one gate that passes or fails. For runs laid out by hand, which ``evaluate()`` cannot score."""
+    from brewslm_core.evaluate import EvalReport, GateResult
+
     eval_id = eval_id or f"eval-{'ok' if promotable else 'no'}{datetime.now(UTC):%H%M%S%f}"
-    value = 0.9 if promotable else 0.2
-    report = {
-        "eval_id": eval_id,
-        "run_id": run_id,
-        "pack": "default",
-        "metrics": {"chrf": value * 100},
-        "gates": [
-            {"metric": "chrf", "op": ">=", "threshold": 50.0, "value": value * 100, "passed": promotable}
-        ],
-        "pass_rate": value,
-        "promotable": promotable,
-        "not_promotable_reason": None if promotable else "gate chrf >= 50 failed (20.0)",
-        "failure_clusters": [],
-        "created_at": datetime.now(UTC).isoformat(),
-    }
+    value = 90.0 if promotable else 20.0
     out = project.runs_dir / run_id / "evals" / eval_id
+    report = EvalReport(
+        eval_id=eval_id,
+        run_id=run_id,
+        pack="default",
+        task_profile="seq2seq",
+        scoring_mode="bleu_rouge",
+        dataset={"kind": "split", "name": "gold"},
+        metrics={"chrf": value},
+        gates=(GateResult(metric="chrf", op=">=", threshold=50.0, value=value, passed=promotable),),
+        pass_rate=value / 100,
+        promotable=promotable,
+        not_promotable_reason=None if promotable else "gate chrf >= 50 failed (20.0)",
+        failure_clusters=(),
+        n_examples=5,
+        judge=None,
+        warnings=(),
+        seconds=0.0,
+        created_at=datetime.now(UTC).isoformat(),
+        path=str(out),
+    )
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report), encoding="utf-8")
+    (out / "report.json").write_text(json.dumps(report.to_dict()), encoding="utf-8")
     return report
 
 
