@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_deploy_support import lay_out_export, smollm2_dir, write_report
+from test_deploy_support import RUN_ID, lay_out_export, smollm2_dir, write_report
 from typer.testing import CliRunner
 
 from brewslm_core.cli import app
@@ -87,7 +87,7 @@ def test_rollback_without_a_promoted_deployment_or_predecessor(project, export):
 
 
 def test_unknown_export_target_and_refused_layouts(project, export, tmp_path):
-    with pytest.raises(DeploymentError, match="no export export-nope"):
+    with pytest.raises(DeploymentError, match="no export 'export-nope'"):
         deploy(project, "export-nope", "vllm", endpoint=dead_endpoint())
     with pytest.raises(DeploymentError, match="unknown deploy target 'k8s'"):
         deploy(project, export, "k8s")
@@ -140,7 +140,7 @@ def test_skypilot_yaml_is_parsed_by_sky(project, export, tmp_path, skypilot_runt
     lay_out_export(project, "export-lora", smollm2_dir(), adapter_src=adapter)
     lora = deploy(project, "export-lora", "skypilot")
     run = yaml.safe_load((project.root / lora.artifact).read_text())["run"]
-    assert "--enable-lora" in run and "adapter=/brewslm/export-lora/adapter" in run
+    assert "--enable-lora" in run and f"{RUN_ID}=/brewslm/export-lora/adapter" in run
     # sky refuses a broken task: the validation is real
     from brewslm_core.deploy.targets import validate_sky_yaml
 

@@ -73,9 +73,7 @@ def serve_spec(project: Project, export_id: str) -> Servable:
     try:
         bundle = load_bundle(project, export_id)
     except (FileNotFoundError, KeyError, ValueError) as exc:
-        raise DeploymentError(
-            f"export {export_id!r} cannot be deployed: {exc}; list exports with `brewslm export list`"
-        ) from exc
+        raise DeploymentError(f"export {export_id!r} cannot be deployed: {exc}") from exc
     bundle_dir = Path(_get(bundle, "path") or project.exports_dir / export_id)
     serve = _get(bundle, "serve") or {}
     if not serve or not _get(serve, "model_dir"):
