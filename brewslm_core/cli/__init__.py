@@ -38,6 +38,7 @@ GROUPS = (
     "deploy",
     "annotate",
     "coach",
+    "autopilot",
 )
 
 

@@ -2,6 +2,6 @@
 
 from .db import COLUMNS, EventQueryError
 from .log import EventStoreError
-from .store import EventStore
+from .store import EventStore, parent_run
 
-__all__ = ["COLUMNS", "EventQueryError", "EventStore", "EventStoreError"]
+__all__ = ["COLUMNS", "EventQueryError", "EventStore", "EventStoreError", "parent_run"]

@@ -7,9 +7,11 @@ new event.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import difflib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +23,22 @@ from .log import LOG_NAME, EventLog
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["EventStore", "EventQueryError"]
+__all__ = ["EventStore", "EventQueryError", "parent_run"]
+
+# The run every event appended in this context belongs under (autopilot sets it around the stages
+# it drives), so stages need not thread a parent_run_id through every call.
+_PARENT_RUN: contextvars.ContextVar[str | None] = contextvars.ContextVar("brewslm_parent_run",
+                                                                        default=None)
+
+
+@contextlib.contextmanager
+def parent_run(run_id: str) -> Iterator[None]:
+    """Events appended inside this block (same thread/task) get ``parent_run_id=run_id``."""
+    token = _PARENT_RUN.set(run_id)
+    try:
+        yield
+    finally:
+        _PARENT_RUN.reset(token)
 
 
 def _optional_text(value: Any, name: str) -> str | None:
@@ -110,6 +127,9 @@ class EventStore:
         insert time. Raises ValueError for anything the RunEvent contract refuses.
         """
         check_event_fields(stage, severity, reason_code)
+        if parent_run_id is None:
+            ambient = _PARENT_RUN.get()
+            parent_run_id = ambient if ambient != run_id else None
         if summary is not None and not isinstance(summary, str):
             raise ValueError(f"summary must be a string or None, got {type(summary).__name__}")
         if not isinstance(actor, str) or not actor.strip():
