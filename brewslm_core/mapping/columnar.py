@@ -31,7 +31,7 @@ from ..contracts import DryRunReport, ReasonGroup, RejectedRow, TransformedRow
 from ..contracts.shapes import hash_bytes
 from .fields import RowReject
 from .mappers import MAPPERS, reset_media_cache
-from .record_key import record_key
+from .record_key import canonical
 
 FLAT_SHAPES = frozenset({"classification", "text", "alpaca", "prompt_completion"})
 # canonical field -> required?; a mapped text_pair is required like text
@@ -132,6 +132,12 @@ def _record_sql(shape: str, col: dict[str, str]) -> tuple[list[str], str]:
     return checks, f"('{{s8:messages[' || {turns} || ']}}')"
 
 
+def _keys(canon: str, with_md5: bool) -> str:
+    """SQL for a row's key columns from its canonical string (NULL for rejected rows)."""
+    cols = f"hash({canon}) AS h1, hash({canon} || chr(1)) AS h2"
+    return cols + (f", md5({canon}) AS md5" if with_md5 else "")
+
+
 def _connect():
     import duckdb
 
@@ -181,22 +187,26 @@ def _run(conn: Any, shape: str, fmap: dict[str, str], opts: dict[str, Any],
         allowed = ", ".join(_lit(str(x)) for x in label_set)
         cases += f" WHEN {_strip(col['label'])} NOT IN ({allowed}) THEN 'label_not_in_set'"
     reason = f"CASE {cases} ELSE NULL END"
-    # One pass: the strings are never stored, only each row's verdict and key.
+    # One pass: the strings are never stored, only each row's verdict and key. Within the
+    # import the key is two 64-bit hashes of the canonical record (grouping integers is cheap);
+    # against rows committed before, the record_key (MD5) is only built when there are any.
+    canon = f"({_lit(shape)} || chr(0) || {record})"
+    keys = _keys("canon", bool(committed))
     try:
         con.execute(f"""CREATE TEMP TABLE judged AS
-            SELECT idx, clean, reason, CASE WHEN reason IS NULL THEN md5({_lit(shape)} || chr(0)
-                   || {record}) END AS key
-            FROM (SELECT *, CASE WHEN clean THEN {reason} END AS reason FROM
-                  (SELECT idx, clean, {strings} FROM
-                   (SELECT idx, j, coalesce({clean} AND {once}, false) AS clean FROM
-                    (SELECT ordinality - 1 AS idx, json, json_extract(json, {paths}) AS j
-                     FROM read_ndjson_objects(?) WITH ORDINALITY))))""", [str(path)])
+            SELECT idx, clean, reason, {keys} FROM
+            (SELECT idx, clean, reason, CASE WHEN reason IS NULL THEN {canon} END AS canon FROM
+             (SELECT *, CASE WHEN clean THEN {reason} END AS reason FROM
+              (SELECT idx, clean, {strings} FROM
+               (SELECT idx, j, coalesce({clean} AND {once}, false) AS clean FROM
+                (SELECT ordinality - 1 AS idx, json, json_extract(json, {paths}) AS j
+                 FROM read_ndjson_objects(?) WITH ORDINALITY)))))""", [str(path)])
     except duckdb.Error:
         return None  # a line that is not JSON (a sentinel row), bad UTF-8 …: per-row path
     # Rows with any other value go through the real mapper.
     mapper = MAPPERS.get(shape)
     reset_media_cache()
-    odd_idx, odd_reason, odd_key = [], [], []
+    odd_idx, odd_reason, odd_canon = [], [], []
     wanted = [int(i) for (i,) in con.execute(
         "SELECT idx FROM judged WHERE NOT clean ORDER BY idx").fetchall()]
     # Read by the JSON Lines reader itself: DuckDB re-serialises numbers (big ints, floats).
@@ -207,26 +217,31 @@ def _run(conn: Any, shape: str, fmap: dict[str, str], opts: dict[str, Any],
             rec = mapper(row, fmap, opts, getattr(conn, "base_dir", None))
         except RowReject as rej:
             odd_reason.append(rej.reason)
-            odd_key.append(None)
+            odd_canon.append(None)
             continue
         odd_reason.append(None)
-        odd_key.append(record_key(shape, rec).hex())
+        odd_canon.append(f"{shape}\x00{canonical(rec)}")
     odd = pa.table({"idx": pa.array(odd_idx, pa.int64()), "reason": pa.array(odd_reason, pa.string()),
-                    "key": pa.array(odd_key, pa.string())})
-    old = pa.table({"key": pa.array(sorted(k.hex() for k in committed), pa.string())})
-    con.register("odd", odd)
+                    "canon": pa.array(odd_canon, pa.string())})
+    old = pa.table({"md5": pa.array(sorted(k.hex() for k in committed), pa.string())})
+    con.register("odd_rows", odd)
     con.register("old", old)
-    # Only keys seen twice (or committed before) need ranking: a small table to join.
-    con.execute("""CREATE TEMP TABLE verdict AS
-        WITH allr AS (SELECT idx, reason, key FROM judged WHERE clean
-                      UNION ALL SELECT idx, reason, key FROM odd),
-        twice AS (SELECT key, min(idx) AS first FROM allr WHERE reason IS NULL
-                  AND key NOT IN (SELECT key FROM old) GROUP BY key HAVING count(*) > 1),
-        known AS (SELECT DISTINCT a.key FROM allr a JOIN old o ON a.key = o.key)
-        SELECT a.idx, COALESCE(a.reason, CASE WHEN k.key IS NOT NULL OR t.first < a.idx
+    known = ("(SELECT DISTINCT a.h1, a.h2 FROM allr a JOIN old o ON a.md5 = o.md5)" if committed
+             else "(SELECT 0::UBIGINT AS h1, 0::UBIGINT AS h2 WHERE false)")
+    # Only keys seen twice (or committed before) need ranking: small tables to join.
+    con.execute(f"""CREATE TEMP TABLE verdict AS
+        WITH allr AS (SELECT idx, reason, h1, h2{", md5" if committed else ""} FROM judged
+                      WHERE clean UNION ALL
+                      SELECT idx, reason, {_keys("canon", bool(committed))} FROM odd_rows),
+        known AS {known},
+        twice AS (SELECT h1, h2, min(idx) AS first FROM allr
+                  WHERE reason IS NULL AND (h1, h2) NOT IN (SELECT (h1, h2) FROM known)
+                  GROUP BY h1, h2 HAVING count(*) > 1)
+        SELECT a.idx, COALESCE(a.reason, CASE WHEN k.h1 IS NOT NULL OR t.first < a.idx
                                              THEN 'duplicate_row' END) AS reason,
                CASE WHEN t.first < a.idx THEN t.first END AS first
-        FROM allr a LEFT JOIN twice t ON a.key = t.key LEFT JOIN known k ON a.key = k.key""")
+        FROM allr a LEFT JOIN twice t ON a.h1 = t.h1 AND a.h2 = t.h2
+        LEFT JOIN known k ON a.h1 = k.h1 AND a.h2 = k.h2""")
     return con, names
 
 
