@@ -6,6 +6,12 @@
 Flat shapes of JSON Lines files take the columnar dry run (mapping/columnar.py); the goal is
 >= 0.3x the bare DuckDB read for them (brewslm_mapped, mapped_*).
 
+Last measured (1,000,000 rows, 113 MB, the shared 2-core box at load ~12, so single ratios
+swing by +-30% between runs): duckdb 3.21 s; classification 0.576x (5.57 s), text 0.926x,
+alpaca 0.683x, prompt_completion 0.541x, classification with introspection 0.439x; the
+per-row path 0.153x (20.95 s; the issue measured 0.067x on a quieter box). Peak RSS 307 MB
+(duckdb's read: 458 MB).
+
 Every measurement runs in its own subprocess so peak RSS is that reader's alone. Results are
 printed as ratios against the bare DuckDB read of the same file, measured in the same run.
 """
