@@ -43,6 +43,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from .common import alpaca as alpaca_rows
 from .common import peak_rss_mb
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,22 +59,9 @@ def banking(split: str, n: int, seed: int) -> list[dict]:
     return rows[:n] if n else rows
 
 
-def alpaca(n_train: int, n_eval: int, seed: int) -> tuple[list[dict], list[dict]]:
-    data = json.loads((DATA / "instruct" / "llamafactory_alpaca_en_demo.json").read_text("utf-8"))
-    random.Random(seed).shuffle(data)
-    rows = []
-    for d in data:
-        user = d["instruction"] + ("\n\n" + d["input"] if d["input"] else "")
-        rows.append(
-            {
-                "record": {
-                    "messages": [
-                        {"role": "user", "content": user},
-                        {"role": "assistant", "content": d["output"]},
-                    ]
-                }
-            }
-        )
+def alpaca(n_train: int | None, n_eval: int, seed: int) -> tuple[list[dict], list[dict]]:
+    """The alpaca demo as chat rows (common.alpaca), shuffled: the last ``n_eval`` are held out."""
+    rows = alpaca_rows(10**9, seed)  # every row
     train = rows[:-n_eval]
     return (train[:n_train] if n_train else train), rows[-n_eval:]
 

@@ -15,7 +15,8 @@ import pytest
 from brewslm_core import Project
 from brewslm_core.preflight.launch import accelerate_config, config_yaml, launcher
 from brewslm_core.train import read_trace
-from brewslm_core.train.distributed import DUMP_ENV, from_env, shard
+from brewslm_core.train.distributed import from_env, shard
+from brewslm_core.train.engine import REPLICAS_DIR
 
 
 # ---- pieces (fast) --------------------------------------------------------------------------
@@ -66,7 +67,7 @@ def _launch(project: Project, run_id: str, *sets: str, fsdp: bool = False) -> su
     ]
     for item in sets:
         cmd += ["--set", item]
-    env = {**os.environ, **env, "HF_HUB_OFFLINE": "1", DUMP_ENV: "1"}
+    env = {**os.environ, **env, "HF_HUB_OFFLINE": "1"}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False, env=env)
 
 
@@ -104,9 +105,9 @@ def test_two_gloo_ranks_train_one_model_and_write_one_run(prepared: Project) -> 
     assert adapters and all(p.parent == run_dir / "adapter" for p in adapters)
 
     # the real check: both ranks ended with identical trainable weights ...
-    sums = {p.name: p.read_text() for p in run_dir.glob("params-rank*.sha256")}
-    assert set(sums) == {"params-rank0.sha256", "params-rank1.sha256"}
-    assert sums["params-rank0.sha256"] == sums["params-rank1.sha256"]
+    sums = {p.name: p.read_text() for p in (run_dir / REPLICAS_DIR).glob("rank-*.sha256")}
+    assert set(sums) == {"rank-0.sha256", "rank-1.sha256"}
+    assert sums["rank-0.sha256"] == sums["rank-1.sha256"]
     # ... and the weights moved: LoRA's B matrices start at zero, the shared steps changed them
     from safetensors.torch import load_file
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 from test_train_rows import banking_rows
@@ -187,15 +186,66 @@ def test_bad_rows_give_runtime_error_with_traceback(project, shared_data):
     assert "Traceback" in ev["payload"].iloc[0]["traceback"]
 
 
-def test_crash_mid_save_leaves_previous_checkpoint_usable(project, shared_data):
+# A child process that trains with a checkpoint every step; its third save pauses after the
+# weights file is written (the real save_file wrapped, nothing else changed) so the test can
+# SIGKILL a real process in the middle of a real save.
+CRASH_CHILD = r"""
+import json, sys, time
+from pathlib import Path
+import safetensors.torch as st
+
+root, rows_file, run_id = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+real = st.save_file
+
+def save_then_wait(tensors, filename, *args, **kwargs):
+    real(tensors, filename, *args, **kwargs)
+    if ".tmp-step-3-" in str(filename):
+        (root / "SAVING").write_text(str(filename))
+        time.sleep(600)  # the parent kills us here, half-way through the save
+
+st.save_file = save_then_wait
+from brewslm_core import Project
+from brewslm_core.train import TrainConfig, train
+
+config = TrainConfig(task_profile="classification", method="lora", lr=1e-3, batch_size=8,
+                     max_length=32, threads=1, seed=7, max_steps=6, checkpoint_every=1,
+                     keep_checkpoints=3)
+rows = json.loads(rows_file.read_text())
+train(Project.open(root), config, rows, run_id=run_id)
+"""
+
+
+def test_a_process_killed_mid_save_leaves_the_previous_checkpoint_usable(project, shared_data, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
     rows = banking_rows(shared_data, 32)
-    res = train(project, small(max_steps=2, checkpoint_every=1), rows)
-    root = project.run_dir(res.run_id) / "checkpoints"
-    good = latest_checkpoint(root)
-    # what a crash leaves behind: a temp folder, and a renamed folder missing its meta
-    (root / ".tmp-step-3-999").mkdir()
-    shutil.copytree(good, root / "step-3")
-    (root / "step-3" / "meta.json").unlink()
-    assert latest_checkpoint(root) == good
-    resumed = train(project, small(max_steps=4), rows, run_id=res.run_id, resume=True)
-    assert resumed.status == "completed" and resumed.resumed_from_step == 2
+    rows_file = tmp_path / "rows.json"
+    rows_file.write_text(json.dumps(rows))
+    run_id = "exp-killed"
+    child = subprocess.Popen([sys.executable, "-c", CRASH_CHILD, str(project.root), str(rows_file), run_id],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    marker = project.root / "SAVING"
+    deadline = time.monotonic() + 600
+    while not marker.exists() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert marker.exists(), child.communicate()[1][-3000:] if child.poll() is not None else "no save seen"
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(timeout=60)
+    assert child.returncode == -signal.SIGKILL
+
+    root = project.run_dir(run_id) / "checkpoints"
+    half = [p for p in root.iterdir() if p.name.startswith(".tmp-step-3-")]
+    assert half and (half[0] / "weights.safetensors").is_file()  # killed mid-save, for real
+    assert not (half[0] / "meta.json").exists()
+    assert latest_checkpoint(root).name == "step-2"
+    assert events_of(project, run_id).empty  # it died: no outcome was recorded
+
+    resumed = train(project, small(max_steps=4, checkpoint_every=1, keep_checkpoints=3), rows,
+                    run_id=run_id, resume=True)
+    assert resumed.status == "completed" and resumed.resumed_from_step == 2, resumed.error
+    assert [s["step"] for s in read_trace(project.run_dir(run_id) / "trace.jsonl", "train")] == [1, 2, 3, 4]
+    assert latest_checkpoint(root).name == "step-4"

@@ -99,7 +99,7 @@ def test_fsdp_ranks_end_with_the_weights_of_a_ddp_run(prepared: Project, extra: 
     adapters = [p for p in run_dir.rglob("*.safetensors") if "checkpoints" not in p.parts]
     assert adapters and all(p.parent == run_dir / "adapter" for p in adapters)
     # both ranks gathered the same full weights ...
-    sums = {p.name: p.read_text() for p in run_dir.glob("params-rank*.sha256")}
+    sums = {p.name: p.read_text() for p in (run_dir / "replicas").glob("rank-*.sha256")}
     assert len(sums) == 2 and len(set(sums.values())) == 1
     # ... and those are the DDP run's weights: sharding changes where tensors live, not the math
     _assert_same_weights(run_dir / "adapter", prepared.run_dir("exp-ddpref1") / "adapter")

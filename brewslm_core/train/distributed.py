@@ -25,8 +25,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-DUMP_ENV = "BREWSLM_DDP_DUMP"  # set to 1: every rank writes a checksum of its final weights
-
 
 @dataclass
 class Dist:

@@ -18,13 +18,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..common import atomic_write_json
+from ..common import atomic_write_json, atomic_write_text
 from ..contracts.base import Contract, contract
 from .base_model import resolve_model_path
 from .checkpoint import latest_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .device import pick_device
-from .distributed import DUMP_ENV, Dist, from_env, params_checksum, shard
+from .distributed import Dist, from_env, params_checksum, shard
 from .handlers import get_handler
 from .handlers.lora import count_params
 from .packing import plan_epoch
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from ..project import Project
 
 CANCEL_FILE = "CANCEL"  # touch runs/<id>/CANCEL to stop a run from another process
+REPLICAS_DIR = "replicas"  # multi-rank runs: rank-<r>.sha256 of each rank's final weights
 
 
 class TrainingStopped(Exception):
@@ -220,118 +221,13 @@ class _Run:
             raise exc
 
     def run(self, train_rows: Sequence[dict], eval_rows: Sequence[dict] | None, resume: bool) -> TrainResult:
-        import torch
-
+        """setup -> steps (each maybe followed by an eval and a checkpoint) -> final eval -> save."""
+        self._setup(train_rows, resume)
         cfg = self.config
-        torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
-        self.device = device = pick_device(cfg.device)
-        self.dist.start(device)
-        self.sharding = sharding = choose(cfg, self.dist)
-        self.handler = handler = get_handler(cfg.task_profile)
-        bind = getattr(handler, "bind", None)
-        if callable(bind):  # optional: handlers that read project files (RAG corpus, teacher)
-            bind(self.project, self.dir)
-        model_path = resolve_model_path(cfg.base, cfg.task_profile)
-        handler.setup(model_path, train_rows, cfg)
-        encoded = handler.encode(train_rows)
-        examples = [e for e in encoded if e is not None]
-        if not examples:
-            raise ValueError(f"none of the {len(train_rows)} training rows could be encoded")
-        model = sharding.prepare(handler.build_model(cfg).to(device))
-        model.train()
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(
-            params, lr=cfg.lr, weight_decay=cfg.weight_decay, **sharding.optimizer_options(params, device)
-        )
-        lengths = [e.length for e in examples]
-        batches_per_epoch = math.ceil(len(examples) / cfg.batch_size)
-        if self.dist.active:  # each rank trains its share of every epoch's batches
-            batches_per_epoch = math.ceil(batches_per_epoch / self.dist.world)
-        steps_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accum)
-        self.total_steps = cfg.total_steps(steps_per_epoch)
-        self.steps_note = cfg.steps_note(steps_per_epoch)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, _linear_schedule(cfg.warmup_steps, self.total_steps)
-        )
-        trace_at: int | None = None
-        last = latest_checkpoint(self.ckpt_root) if resume else None
-        if last is not None:
-            meta = sharding.restore(last, model, optimizer, scheduler)
-            self.step = self.resumed_from = int(meta["step"])
-            self.real_tokens = int(meta.get("real_tokens", 0))
-            self.train_seconds = float(meta.get("train_seconds", 0.0))
-            self.last_loss = meta.get("loss")
-            trace_at = int(meta["trace_offset"])
-        self._write_plan(model_path, model, len(train_rows), len(examples), device, resume)
-        if self.dist.main:
-            self.trace = TraceWriter(self.dir / "trace.jsonl", truncate_at=trace_at)
-        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
-        scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
-        amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
-        plans: dict[int, list[list[int]]] = {}
         try:
             while self.step < self.total_steps:
                 self.check_stop(step_start=True)
-                epoch, within = divmod(self.step, steps_per_epoch)
-                if epoch not in plans:
-                    # every rank builds the same plan (same seed) and keeps its share
-                    full = plan_epoch(
-                        lengths, cfg.batch_size, seed=cfg.seed, epoch=epoch, strategy=cfg.batching
-                    )
-                    plans = {epoch: shard(full, self.dist.rank, self.dist.world)}
-                micro = plans[epoch][within * cfg.grad_accum : (within + 1) * cfg.grad_accum]
-                t0 = time.perf_counter()
-                loss_sum, count, tokens, real, samples = 0.0, 0, 0, 0, 0
-                for k, ids in enumerate(micro):
-                    self.check_stop()
-                    batch = handler.collate([examples[i] for i in ids], cfg.packing)
-                    tokens, real = tokens + batch["tokens"], real + batch["real_tokens"]
-                    samples += len(ids)
-                    batch = {k: (v.to(device) if hasattr(v, "to") else v) for k, v in batch.items()}
-                    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                        loss, n = handler.loss(model, batch)
-                    sharding.before_backward(model, last=k == len(micro) - 1)
-                    scaler.scale(loss).backward()
-                    loss_sum, count = loss_sum + float(loss.detach()), count + n
-                    del batch, loss
-                if self.dist.active:  # sum before unscaling so every rank sees the same grads
-                    sharding.sync_grads(params)
-                    sums = self.dist.sum_numbers([loss_sum, count, tokens, real, samples], device)
-                    loss_sum = sums[0]
-                    count, tokens, real, samples = (int(v) for v in sums[1:])
-                scaler.unscale_(optimizer)
-                for p in params:  # summed losses: divide once by the step's true count
-                    if p.grad is not None:
-                        p.grad.div_(max(count, 1))
-                norm = sharding.clip(params, cfg.grad_clip or float("inf"))
-                scaler.step(optimizer)
-                scaler.update()
-                lr = scheduler.get_last_lr()[0]
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                seconds = time.perf_counter() - t0
-                self.step += 1
-                self.train_seconds += seconds
-                self.real_tokens += real
-                self.last_loss = loss_sum / max(count, 1)
-                # optional: per-step parts of the loss a handler tracks (e.g. distillation)
-                step_metrics = getattr(handler, "step_metrics", None)
-                extra = step_metrics() if callable(step_metrics) else {}
-                self._trace(
-                    {
-                        **extra,
-                        "step": self.step,
-                        "epoch": epoch + (within + 1) / steps_per_epoch,
-                        "loss": self.last_loss,
-                        "lr": lr,
-                        "grad_norm": norm,
-                        "tokens": tokens,
-                        "real_tokens": real,
-                        "tokens_per_s": real / seconds if seconds > 0 else None,
-                        "samples": samples,
-                        "split": "train",
-                    }
-                )
+                self._trace(self._step())
                 if self.progress is not None and self.dist.main:
                     self.progress(self.step, self.total_steps, f"loss {self.last_loss:.4f}")
                 if eval_rows and cfg.eval_every and self.step % cfg.eval_every == 0:
@@ -343,11 +239,147 @@ class _Run:
             raise
         if eval_rows:
             self._evaluate(eval_rows)
+        return self._finish()
+
+    # ---- setup: device, handler, examples, model, optimizer, schedule, resume, plan ----------
+    def _setup(self, train_rows: Sequence[dict], resume: bool) -> None:
+        import torch
+
+        cfg = self.config
+        torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+        self.device = device = pick_device(cfg.device)
+        self.dist.start(device)
+        self.sharding = choose(cfg, self.dist)
+        self.handler = get_handler(cfg.task_profile)
+        self.handler.bind(self.project, self.dir)  # handlers that read project files (RAG, teacher)
+        model_path = resolve_model_path(cfg.base, cfg.task_profile)
+        self.handler.setup(model_path, train_rows, cfg)
+        self.examples = [e for e in self.handler.encode(train_rows) if e is not None]
+        if not self.examples:
+            raise ValueError(f"none of the {len(train_rows)} training rows could be encoded")
+        self.model = self.sharding.prepare(self.handler.build_model(cfg).to(device))
+        self.model.train()
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            self.params, lr=cfg.lr, weight_decay=cfg.weight_decay,
+            **self.sharding.optimizer_options(self.params, device),
+        )
+        self._schedule(len(self.examples))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, _linear_schedule(cfg.warmup_steps, self.total_steps)
+        )
+        trace_at = self._resume() if resume else None
+        self._write_plan(model_path, self.model, len(train_rows), len(self.examples), device, resume)
+        if self.dist.main:
+            self.trace = TraceWriter(self.dir / "trace.jsonl", truncate_at=trace_at)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
+        self.plans: dict[int, list[list[int]]] = {}
+
+    def _schedule(self, n_examples: int) -> None:
+        """Steps per epoch (this rank's share of the batches) and the run's total steps."""
+        cfg = self.config
+        batches_per_epoch = math.ceil(n_examples / cfg.batch_size)
+        if self.dist.active:  # each rank trains its share of every epoch's batches
+            batches_per_epoch = math.ceil(batches_per_epoch / self.dist.world)
+        self.steps_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accum)
+        self.total_steps = cfg.total_steps(self.steps_per_epoch)
+        self.steps_note = cfg.steps_note(self.steps_per_epoch)
+
+    def _resume(self) -> int | None:
+        """Restore the last checkpoint (weights, optimizer, schedule, RNG, counters); its trace offset."""
+        last = latest_checkpoint(self.ckpt_root)
+        if last is None:
+            return None
+        meta = self.sharding.restore(last, self.model, self.optimizer, self.scheduler)
+        self.step = self.resumed_from = int(meta["step"])
+        self.real_tokens = int(meta.get("real_tokens", 0))
+        self.train_seconds = float(meta.get("train_seconds", 0.0))
+        self.last_loss = meta.get("loss")
+        return int(meta["trace_offset"])
+
+    # ---- one optimizer step -----------------------------------------------------------------
+    def _micro_batches(self) -> tuple[int, int, list[list[int]]]:
+        """(epoch, step within it, this step's micro-batches of example indices)."""
+        cfg = self.config
+        epoch, within = divmod(self.step, self.steps_per_epoch)
+        if epoch not in self.plans:
+            # every rank builds the same plan (same seed) and keeps its share
+            lengths = [e.length for e in self.examples]
+            full = plan_epoch(lengths, cfg.batch_size, seed=cfg.seed, epoch=epoch, strategy=cfg.batching)
+            self.plans = {epoch: shard(full, self.dist.rank, self.dist.world)}
+        return epoch, within, self.plans[epoch][within * cfg.grad_accum : (within + 1) * cfg.grad_accum]
+
+    def _step(self) -> dict[str, Any]:
+        """Forward/backward over the step's micro-batches, one optimizer update; its trace line."""
+        import torch
+
+        cfg, handler, model, device = self.config, self.handler, self.model, self.device
+        epoch, within, micro = self._micro_batches()
+        t0 = time.perf_counter()
+        loss_sum, count, tokens, real, samples = 0.0, 0, 0, 0, 0
+        for k, ids in enumerate(micro):
+            self.check_stop()
+            batch = handler.collate([self.examples[i] for i in ids], cfg.packing)
+            tokens, real = tokens + batch["tokens"], real + batch["real_tokens"]
+            samples += len(ids)
+            batch = {k: (v.to(device) if hasattr(v, "to") else v) for k, v in batch.items()}
+            with torch.autocast(device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+                loss, n = handler.loss(model, batch)
+            self.sharding.before_backward(model, last=k == len(micro) - 1)
+            self.scaler.scale(loss).backward()
+            loss_sum, count = loss_sum + float(loss.detach()), count + n
+            del batch, loss
+        if self.dist.active:  # sum before unscaling so every rank sees the same grads
+            self.sharding.sync_grads(self.params)
+            sums = self.dist.sum_numbers([loss_sum, count, tokens, real, samples], device)
+            loss_sum = sums[0]
+            count, tokens, real, samples = (int(v) for v in sums[1:])
+        norm, lr = self._update(count)
+        seconds = time.perf_counter() - t0
+        self.step += 1
+        self.train_seconds += seconds
+        self.real_tokens += real
+        self.last_loss = loss_sum / max(count, 1)
+        return {
+            **handler.step_metrics(),  # per-step parts of the loss a handler tracks (distillation)
+            "step": self.step,
+            "epoch": epoch + (within + 1) / self.steps_per_epoch,
+            "loss": self.last_loss,
+            "lr": lr,
+            "grad_norm": norm,
+            "tokens": tokens,
+            "real_tokens": real,
+            "tokens_per_s": real / seconds if seconds > 0 else None,
+            "samples": samples,
+            "split": "train",
+        }
+
+    def _update(self, count: int) -> tuple[float, float]:
+        """Average the summed grads over ``count``, clip, step optimizer and schedule; (norm, lr)."""
+        optimizer, scaler = self.optimizer, self.scaler
+        scaler.unscale_(optimizer)
+        for p in self.params:  # summed losses: divide once by the step's true count
+            if p.grad is not None:
+                p.grad.div_(max(count, 1))
+        norm = self.sharding.clip(self.params, self.config.grad_clip or float("inf"))
+        scaler.step(optimizer)
+        scaler.update()
+        lr = self.scheduler.get_last_lr()[0]
+        self.scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        return norm, lr
+
+    # ---- the end: weights out, replicas checked ----------------------------------------------
+    def _finish(self) -> TrainResult:
         adapter = self.dir / "adapter"
-        sharding.save(handler, cfg, model, adapter)  # every rank takes part in a sharded save
-        if os.environ.get(DUMP_ENV) == "1":
-            name = f"params-rank{self.dist.rank}.sha256"
-            (self.dir / name).write_text(params_checksum(sharding.everywhere(model)), encoding="utf-8")
+        self.sharding.save(self.handler, self.config, self.model, adapter)  # every rank takes part
+        if self.dist.active:
+            # evidence that data-parallel ranks ended with the same weights: one checksum per rank
+            replicas = self.dir / REPLICAS_DIR
+            replicas.mkdir(parents=True, exist_ok=True)
+            checksum = params_checksum(self.sharding.everywhere(self.model))
+            atomic_write_text(replicas / f"rank-{self.dist.rank}.sha256", checksum)
         return self._result("completed", None, adapter_dir=str(adapter))
 
     # ---- pieces ---------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ...registry import Registry
 from .alignment import AlignmentHandler
 from .audio import AudioTranscriptHandler
-from .base import IGNORE, Example, TaskHandler, lay_out
+from .base import IGNORE, Example, HandlerHooks, TaskHandler, lay_out
 from .classification import ClassificationHandler
 from .qa import QAHandler
 from .rag import RAGHandler
@@ -37,6 +37,7 @@ def get_handler(task_profile: str) -> TaskHandler:
 
 __all__ = [
     "HANDLERS",
+    "HandlerHooks",
     "IGNORE",
     "ClassificationHandler",
     "Example",

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .base import IGNORE, Example, lay_out
+from .base import IGNORE, Example, HandlerHooks, lay_out
 from .encoder_tools import device_of, evaluating, place, to_device
 from .lora import causal_tokenizer, load_causal_lm
 
@@ -58,7 +58,7 @@ def next_token_targets(prompt: list[int], completion: list[int]) -> tuple[list[i
     return ids, [*target, IGNORE]
 
 
-class AlignmentHandler:
+class AlignmentHandler(HandlerHooks):
     task_profile = "alignment"
     lora_targets: Any = "all-linear"
     beta = 0.1  # strength of the pull towards the reference (DPO and KTO)

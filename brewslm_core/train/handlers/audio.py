@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .base import IGNORE, Example, lay_out
+from .base import IGNORE, Example, HandlerHooks, lay_out
 from .encoder_tools import device_of, evaluating, to_device
 from .lora import adapt
 
@@ -46,7 +46,7 @@ def normalise(text: str) -> str:
     return " ".join(text.split())
 
 
-class AudioTranscriptHandler:
+class AudioTranscriptHandler(HandlerHooks):
     task_profile = "audio_transcription"
     # LoRA on the attention query/value projections of encoder and decoder
     lora_targets: Any = ("q_proj", "v_proj")

@@ -12,6 +12,7 @@ from ..packing import IGNORE, pack_rows  # noqa: F401  (IGNORE re-exported for t
 if TYPE_CHECKING:
     import torch
 
+    from ...project import Project
     from ..config import TrainConfig
 
 
@@ -38,13 +39,19 @@ class Example:
 class TaskHandler(Protocol):
     """What the engine needs from a task. One instance per run; it owns tokenizer and labels.
 
-    Two optional methods the engine calls when a handler has them: ``bind(project, run_dir)``
-    before ``setup`` (for handlers that read project files: the RAG corpus, a teacher capture),
-    and ``step_metrics() -> dict`` after each optimizer step (extra trace fields, e.g. the
-    distillation part of the loss; the handler resets its tallies there).
+    Two hooks every handler has (``HandlerHooks`` gives the do-nothing defaults): ``bind(project,
+    run_dir)`` before ``setup`` (for handlers that read project files: the RAG corpus, a teacher
+    capture), and ``step_metrics() -> dict`` after each optimizer step (extra trace fields, e.g.
+    the distillation part of the loss; the handler resets its tallies there).
     """
 
     task_profile: str
+
+    def bind(self, project: Project, run_dir: Path) -> None:
+        """Called before ``setup`` with the project and the run's folder."""
+
+    def step_metrics(self) -> dict[str, Any]:
+        """Extra trace fields for the optimizer step that just ran ({} when none)."""
 
     def setup(self, model_path: Path, train_rows: Sequence[dict], config: TrainConfig) -> None:
         """Load the tokenizer and learn what the rows need (e.g. the label set)."""
@@ -78,6 +85,17 @@ class TaskHandler(Protocol):
 
     def predict_rows(self, model: torch.nn.Module, rows: Sequence[dict]) -> list[dict[str, Any]]:
         """The task's natural output per row ``{"record": …}`` (label + scores, spans, answer …)."""
+
+
+class HandlerHooks:
+    """The protocol's two hooks with do-nothing defaults: a handler inherits them and overrides
+    what it needs (RAG and seq2seq bind to the project; seq2seq reports distillation metrics)."""
+
+    def bind(self, project: Project, run_dir: Path) -> None:
+        return None
+
+    def step_metrics(self) -> dict[str, Any]:
+        return {}
 
 
 @dataclass(slots=True)

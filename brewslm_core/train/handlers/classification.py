@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .base import Example, lay_out
+from .base import Example, HandlerHooks, lay_out
 from .encoder_tools import ENCODER_LORA_TARGETS, encoder_tokenizer, head_module, load_encoder
 from .encoder_tools import device_of as device_of  # re-exported: other modules import them here
 from .encoder_tools import to_device as to_device
@@ -27,7 +27,7 @@ HEAD_FILE = "head.safetensors"
 LABELS_FILE = "labels.json"
 
 
-class ClassificationHandler:
+class ClassificationHandler(HandlerHooks):
     task_profile = "classification"
     lora_targets: Any = ENCODER_LORA_TARGETS
     text_key = "text"

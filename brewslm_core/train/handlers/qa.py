@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .base import Example
+from .base import Example, HandlerHooks
 from .encoder_tools import (
     ENCODER_LORA_TARGETS,
     HEADS_FILE,
@@ -159,7 +159,7 @@ def _module():  # torch is imported lazily; the class is built on first use
     return EncoderSpanReader
 
 
-class QAHandler:
+class QAHandler(HandlerHooks):
     task_profile = "qa"
     lora_targets: Any = ENCODER_LORA_TARGETS
     max_answer_tokens = 30

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..retrieval import Embedder, Passage, project_corpus, retrieve, titles
+from .base import HandlerHooks
 from .generative import GenerativeTask
 from .qa import best_over_golds, normalize_answer
 
@@ -60,7 +61,7 @@ def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-class RAGHandler:
+class RAGHandler(HandlerHooks):
     task_profile = "rag"
     top_k = 3
     max_new_tokens = 24

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .base import Example
+from .base import Example, HandlerHooks
 from .encoder_tools import (
     ENCODER_LORA_TARGETS,
     HEADS_FILE,
@@ -57,7 +57,7 @@ def _module():  # torch is imported lazily; the class is built on first use
     return EncoderSafety
 
 
-class SafetyHandler:
+class SafetyHandler(HandlerHooks):
     task_profile = "safety"
     lora_targets: Any = ENCODER_LORA_TARGETS
     threshold = 0.5  # category probability above which a category is predicted

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..distill import DistillError, load_capture, tokenizer_fingerprint
-from .base import IGNORE, Example, lay_out
+from .base import IGNORE, Example, HandlerHooks, lay_out
 from .classification import device_of, to_device
 from .lora import causal_tokenizer, load_causal_lm
 from .restore import eval_ready, rebuild
@@ -43,7 +43,7 @@ def record_messages(record: dict) -> list[dict] | None:
     return None
 
 
-class Seq2SeqHandler:
+class Seq2SeqHandler(HandlerHooks):
     task_profile = "seq2seq"
     lora_targets: Any = "all-linear"
     # what score() generates during training (Evaluate asks for every row)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .base import IGNORE, Example
+from .base import IGNORE, Example, HandlerHooks
 from .encoder_tools import (
     ENCODER_LORA_TARGETS,
     HEADS_FILE,
@@ -154,7 +154,7 @@ def record_fields(record: dict) -> tuple[str, dict[str, list[str]]]:
     return text, fields_of(text, gold_char_spans(record))
 
 
-class StructuredExtractionHandler:
+class StructuredExtractionHandler(HandlerHooks):
     task_profile = "structured_extraction"
     lora_targets: Any = ENCODER_LORA_TARGETS
     scoring_mode = "span_set"
