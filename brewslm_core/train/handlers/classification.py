@@ -16,7 +16,7 @@ from .base import Example, HandlerHooks, lay_out
 from .encoder_tools import ENCODER_LORA_TARGETS, encoder_tokenizer, head_module, load_encoder
 from .encoder_tools import device_of as device_of  # re-exported: other modules import them here
 from .encoder_tools import to_device as to_device
-from .restore import eval_ready, load_tensors, rebuild
+from .restore import eval_ready, load_tensors, merged, rebuild
 
 if TYPE_CHECKING:
     import torch
@@ -103,29 +103,39 @@ class ClassificationHandler(HandlerHooks):
         return loss, batch["n_examples"]
 
     def predict(self, model: torch.nn.Module, examples: Sequence[Example], batch_size: int = 64):
+        """Predicted class per example (in the given order) and the summed loss.
+
+        Examples run longest-first in batches of similar length, so little of a packed row is
+        padding; the order of the results is the order given."""
         import torch
 
-        preds: list[int] = []
+        order = sorted(range(len(examples)), key=lambda i: -examples[i].length)
+        preds = [0] * len(examples)
         loss_sum = 0.0
         with torch.no_grad():
-            for i in range(0, len(examples), batch_size):
-                batch = to_device(self.collate(examples[i : i + batch_size], True), device_of(model))
+            for i in range(0, len(order), batch_size):
+                part = order[i : i + batch_size]
+                batch = to_device(self.collate([examples[j] for j in part], True), device_of(model))
                 logits = model(batch)
                 loss_sum += float(
                     torch.nn.functional.cross_entropy(logits.float(), batch["labels"], reduction="sum")
                 )
-                preds.extend(logits.argmax(-1).tolist())
+                for j, p in zip(part, logits.argmax(-1).tolist(), strict=True):
+                    preds[j] = p
         return preds, loss_sum
 
     def scores_of(self, model: torch.nn.Module, examples: Sequence[Example], batch_size: int = 64):
-        """Class probabilities [n, labels] (a list of lists) per example."""
+        """Class probabilities (a list per example, in the given order), longest-first batches."""
         import torch
 
-        probs: list[list[float]] = []
+        order = sorted(range(len(examples)), key=lambda i: -examples[i].length)
+        probs: list[list[float]] = [[] for _ in examples]
         with torch.no_grad():
-            for i in range(0, len(examples), batch_size):
-                batch = to_device(self.collate(examples[i : i + batch_size], True), device_of(model))
-                probs.extend(torch.softmax(model(batch).float(), -1).tolist())
+            for i in range(0, len(order), batch_size):
+                part = order[i : i + batch_size]
+                batch = to_device(self.collate([examples[j] for j in part], True), device_of(model))
+                for j, p in zip(part, torch.softmax(model(batch).float(), -1).tolist(), strict=True):
+                    probs[j] = p
         return probs
 
     def score(self, model: torch.nn.Module, rows: Sequence[dict], per_example: bool = False
@@ -168,6 +178,7 @@ class ClassificationHandler(HandlerHooks):
         self.max_length = int(state.get("max_length", config.max_length))
         self.pack_length = config.pack_length
         model = rebuild(self, config, self.model_path, weights_dir, adapter_of=lambda m: m.encoder)
+        model.encoder = merged(model.encoder)  # encoders predict with the adapter merged in
         load_tensors(model.head, weights_dir / HEAD_FILE)
         return eval_ready(model)
 

@@ -37,7 +37,7 @@ from .encoder_tools import (
     to_device,
 )
 from .generative import GenerativeTask, is_causal_lm
-from .restore import eval_ready, load_tensors, rebuild
+from .restore import eval_ready, load_tensors, merged, rebuild
 
 if TYPE_CHECKING:
     import torch
@@ -393,6 +393,7 @@ class QAHandler(HandlerHooks):
         self.max_answer_tokens = int(state.get("max_answer_tokens", self.max_answer_tokens))
         self.pack_length = config.pack_length
         model = rebuild(self, config, self.model_path, weights_dir, adapter_of=lambda m: m.encoder)
+        model.encoder = merged(model.encoder)  # encoders predict with the adapter merged in
         load_tensors(model.head, weights_dir / HEADS_FILE, "head.")
         return eval_ready(model)
 

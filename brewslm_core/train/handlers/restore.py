@@ -95,6 +95,13 @@ def rebuild(handler: Any, config: TrainConfig, base_path: Path, weights_dir: Pat
     return model
 
 
+def merged(module: torch.nn.Module) -> torch.nn.Module:
+    """A LoRA-wrapped encoder with its adapter merged into the weights (plain transformers
+    module): inference then runs no extra adapter matmuls. Full fine-tunes come back as they are."""
+    merge = getattr(module, "merge_and_unload", None)
+    return merge() if callable(merge) and not getattr(module, "is_loaded_in_4bit", False) else module
+
+
 def eval_ready(model: torch.nn.Module) -> torch.nn.Module:
     """Inference mode: no grads, eval (dropout off), KV cache on for generation."""
     model.eval()

@@ -26,7 +26,7 @@ from .encoder_tools import (
     save_encoder_model,
     to_device,
 )
-from .restore import eval_ready, load_tensors, rebuild
+from .restore import eval_ready, load_tensors, merged, rebuild
 
 if TYPE_CHECKING:
     import torch
@@ -234,6 +234,7 @@ class SafetyHandler(HandlerHooks):
         self.max_length = int(state.get("max_length", config.max_length))
         self.pack_length = config.pack_length
         model = rebuild(self, config, self.model_path, weights_dir, adapter_of=lambda m: m.encoder)
+        model.encoder = merged(model.encoder)  # encoders predict with the adapter merged in
         load_tensors(model.head, weights_dir / HEADS_FILE, "head.")
         load_tensors(model.category_head, weights_dir / HEADS_FILE, "category_head.")
         return eval_ready(model)

@@ -37,7 +37,7 @@ from .encoder_tools import (
     to_device,
 )
 from .generative import GenerativeTask, fields_json, is_causal_lm, parse_fields
-from .restore import eval_ready, load_tensors, rebuild
+from .restore import eval_ready, load_tensors, merged, rebuild
 
 if TYPE_CHECKING:
     import torch
@@ -424,6 +424,7 @@ class StructuredExtractionHandler(HandlerHooks):
         self.max_length = int(state.get("max_length", config.max_length))
         self.pack_length = config.pack_length
         model = rebuild(self, config, self.model_path, weights_dir, adapter_of=lambda m: m.encoder)
+        model.encoder = merged(model.encoder)  # encoders predict with the adapter merged in
         load_tensors(model.head, weights_dir / HEADS_FILE, "head.")
         return eval_ready(model)
 
