@@ -39,8 +39,12 @@ function renderRejections({ model, el }) {
     const commitArea = model.get("readonly") ? null : committed.import_id
       ? h("div", { class: "bsl-committed" },
           h("div", {}, `Committed ${committed.accepted} rows (${committed.rejected} rejected) as ${committed.import_id}.`),
-          h("div", { class: "bsl-title" }, "Event written"),
-          h("pre", { class: "bsl-pre bsl-commit-event", "data-reason": event.reason_code || "" }, pretty(event)))
+          h("div", { class: "bsl-commit-event", "data-reason": event.reason_code || "" },
+            "Event written: ", h("b", { class: "bsl-reason" }, event.reason_code || ""),
+            ` #${event.id ?? ""} · ${event.stage || ""} · ${event.severity || ""}`),
+          h("details", { class: "bsl-commit-details" },
+            h("summary", {}, "the whole event (JSON)"),
+            h("pre", { class: "bsl-pre bsl-commit-json" }, pretty(event))))
       : h("div", { class: "bsl-actions" },
           model.get("needs_force")
             ? h("label", {}, h("input", {

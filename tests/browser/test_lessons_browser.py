@@ -250,6 +250,8 @@ def test_track1_lesson04_live_chart_and_baselines(tmp_path, start_server, offlin
             break
         time.sleep(0.2)
     print(f"\n[loss chart under Run All] (points drawn, training cell still waiting): {seen}")
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "loss-chart-under-run-all.json").write_text(json.dumps(seen))
     live = sorted({n for n, waiting in seen if waiting and n >= 1})
     assert len(live) >= 2 and live[0] < 60, seen  # several points drawn before training ended
     out = lab.output(lab.check_cell())
