@@ -220,6 +220,29 @@ CASES: dict[str, tuple[str, int, int, tuple[int, dict[str, Any]]]] = {
     "beavertails.jsonl": ("safety", 4, 4, (2, {
         "text": "Try searching public records with her full name.", "label": "unsafe",
         "categories": ["privacy_violation"]})),
+    # Blind batch 2 (same rules): top-1 right for 6/6; PubMedQA's answers were missing
+    # (LONG_ANSWER unknown, every row missing_field) and are read since.
+    "guanaco.jsonl": ("text", 4, 4, (1, {
+        "text": "### Human: What is the capital of Canada?### Assistant: The capital of Canada is "
+                "Ottawa, in the province of Ontario."})),
+    "alpaca_data.csv": ("alpaca", 3, 3, (1, {"messages": msgs(
+        ("user", "Identify the odd one out.\n\nTwitter, Instagram, Telegram"),
+        ("assistant", "Telegram"))})),
+    "quora_duplicate_questions.tsv": ("classification", 5, 5, (2, {
+        "text": "How do I read and find my YouTube comments?",
+        "text_pair": "How can I see all my Youtube comments?", "label": "1"})),
+    "conll2003_train.txt": ("token_classification", 3, 3, (1, {
+        "tokens": ["Peter", "Blackburn"], "tags": ["B-PER", "I-PER"]})),
+    "emotion.jsonl": ("classification", 8, 8, (2, {
+        "text": "im grabbing a minute to post i feel greedy wrong", "label": "3"})),
+    "pubmedqa_ori.json": ("rag", 3, 3, (1, {
+        "question": "Landolt C and snellen e acuity: differences in strabismus amblyopia?",
+        "answer": "Using the charts described, there was only a slight overestimation of visual "
+                  "acuity by the Snellen E.",
+        "passages": [{"title": "", "text": "Assessment of visual acuity depends on the optotypes "
+                      "used for measurement."},
+                     {"title": "", "text": "We compared Landolt C and Snellen E acuity in "
+                      "amblyopic eyes."}]})),
 }
 
 # Files that are not data: each must fail with an error naming what the bytes are.

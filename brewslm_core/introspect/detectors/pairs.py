@@ -105,7 +105,8 @@ def detect_rag(prof: SampleProfile) -> Detection | None:
             options["negative_passages"] = negs
     if passages is None:
         return None
-    answer = prof.find(("answer", "answers", "output", "response"), pred=lambda f: f.is_text)
+    answer = prof.find(("answer", "answers", "output", "response", "long_answer", "final_answer"),
+                       pred=lambda f: f.is_text)
     if answer is None:  # DPR/NQ: a list of acceptable answer strings; the first is used
         listed = prof.find(("answers", "answer"), pred=lambda f: all(
             isinstance(v, list) and v and isinstance(v[0], str) for v in f.values))
