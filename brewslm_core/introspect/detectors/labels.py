@@ -8,6 +8,7 @@ from ..profile import FieldStats, SampleProfile, norm
 from .base import (
     DETECTORS,
     HARM_CATEGORY,
+    HARM_VALUE_WORDS,
     LABEL,
     SAFE_NAMES,
     SAFETY_FLAGS,
@@ -178,6 +179,17 @@ def detect_safety(prof: SampleProfile) -> Detection | None:
             conf = 0.9
             why.append(f"{label.path!r} is the argmax of the vote columns "
                        f"{list(names.values())}, so its values mean {names}")
+    flaglike = label.int_like or bool_field(prof, label) or values <= {"yes", "no", "true",
+                                                                        "false", "0", "1"}
+    if not options and not flaglike and (has_harm(label.name) or label.name in HARM_CATEGORY) \
+            and (any(norm(v) in SAFE_NAMES for v in values)
+                 or any(has_harm(norm(v)) or any(w in v for w in HARM_VALUE_WORDS) for v in values)):
+        safe = sorted({str(v) for v in label.values if norm(str(v)) in SAFE_NAMES})
+        options = {"safe_values": safe, "unsafe_otherwise": True}
+        conf = 0.85
+        why.append(f"{label.path!r} names each row's harm category ({sorted(values)}): "
+                   f"{safe or 'no value seen'} mean safe, any other value is unsafe with that "
+                   "category (the rows also fit a text/label sheet, which ranks below)")
     if not options and has_harm(label.name):
         conf = 0.85
         options = {"unsafe_values": ["1", "true", "yes"], "safe_values": ["0", "false", "no"]}

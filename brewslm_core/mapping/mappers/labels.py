@@ -41,6 +41,8 @@ def map_safety(row, field_map, options, base_dir=None):
         label = "unsafe"
     elif raw in safe_values:
         label = "safe"
+    elif options.get("unsafe_otherwise"):  # a harm-category column: any other value is a harm
+        label = "unsafe"
     elif not unsafe_values and raw.lower() in _UNSAFE_WORDS:
         label = "unsafe"
     elif not safe_values and raw.lower() in _SAFE_WORDS:
