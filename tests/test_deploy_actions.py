@@ -117,6 +117,10 @@ def test_cli_deploy_list_promote_reject(project, export):
     assert [d["status"] for d in json.loads(res.stdout)] == ["rejected"]
     res = runner.invoke(app, ["deploy", "rollback", str(project.root)])
     assert res.exit_code == 2 and "[deployment_rollback_no_predecessor]" in res.stderr
+    res = runner.invoke(app, ["deploy", "runtime", "status"])
+    assert res.exit_code == 0 and set(json.loads(res.stdout)) == {"vllm", "skypilot"}
+    res = runner.invoke(app, ["deploy", "runtime", "install", "tgi"])
+    assert res.exit_code == 2 and "unknown runtime 'tgi'" in res.stderr
 
 
 @pytest.fixture(scope="session")
