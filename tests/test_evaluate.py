@@ -263,3 +263,52 @@ def test_text_failures_cluster_by_meaning_with_stable_ids(tmp_path, shared_data)
     assert groups == sorted([sorted(f"row-{i}" for i in range(6)), sorted(f"row-{i}" for i in range(6, 12))])
     again = failure_clusters("seq2seq", list(reversed(examples)), rows, tmp_path / "b")
     assert {c.cluster_id for c in again} == {c.cluster_id for c in first}
+
+
+def test_judge_through_a_real_transformers_serve_endpoint(sft_run, tmp_path):
+    """The judge talks to a real OpenAI-compatible server (``transformers serve`` with SmolLM2):
+    grades come back per example and as metrics. A 135M judge is no good judge; the test is
+    about the path, not the grades."""
+    import shutil
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    project, run_id = sft_run
+    serve = shutil.which("transformers", path=str(Path(sys.executable).parent))
+    assert serve, "the transformers CLI is part of the dev environment"
+    plan = json.loads((project.run_dir(run_id) / "plan.json").read_text())
+    judge_model = plan["base_model_path"]
+    port = free_port()
+    log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([serve, "serve", "--host", "127.0.0.1", "--port", str(port), "--device", "cpu",
+                             judge_model], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(1)
+        else:
+            pytest.fail("transformers serve did not come up: " + (tmp_path / "serve.log").read_text()[-2000:])
+        write_pack(project, "real-judge", {
+            "gates": ["judge_correctness >= 0"],
+            "judge": {"base_url": f"http://127.0.0.1:{port}/v1", "model": judge_model, "max_rows": 2,
+                      "timeout": 600},
+        })
+        report = evaluate(project, run_id, "real-judge")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+    assert report.judge["status"] == "used" and report.judge["judged"] == 2
+    assert report.metrics["judge_n"] == 2
+    value = report.metrics["judge_correctness"]
+    assert value is None or 0.0 <= value <= 1.0
+    examples = [json.loads(x) for x in (Path(report.path) / "examples.jsonl").read_text().splitlines()]
+    assert sum("judge_correctness" in e for e in examples) == 2
+    assert not report.warnings
