@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from typing import Any
 
 from ..contracts.coach import Suggestion
@@ -45,16 +46,50 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
 }
 
 
+_COLUMNS_SEEN: dict[tuple[str, int, int], list[str] | None] = {}
+
+
 def _first_row_keys(locator: str) -> list[str] | None:
-    """The columns of the source's first row (one row read, never the file)."""
+    """The columns of the source's first row (the connector reads the file's head, never all of
+    it). Remembered in this process per (path, size, mtime), so a polling dashboard pays once."""
+    path = Path(locator.partition(":")[2])
     try:
+        stat = path.stat()
+    except OSError:
+        return None  # moved or remote: no field-map advice
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _COLUMNS_SEEN:
+        _COLUMNS_SEEN[key] = _read_first_row_keys(locator)
+    return _COLUMNS_SEEN[key]
+
+
+def _read_first_row_keys(locator: str) -> list[str] | None:
+    kind, _, rest = locator.partition(":")
+    try:
+        if kind in ("csv", "tsv"):  # the header line only
+            import csv
+
+            with open(rest, encoding="utf-8-sig", errors="replace", newline="") as fh:
+                header = next(csv.reader(fh, delimiter="\t" if kind == "tsv" else ","), None)
+            if header and not (len(header) == 1 and any(c in header[0] for c in ";|\t")):
+                return header
+            # another delimiter: let the connector detect it (below)
+        if kind == "jsonl":  # the first object only
+            import json
+
+            with open(rest, encoding="utf-8", errors="replace") as fh:
+                first = json.loads(fh.readline() or "null")
+            return [k for k in first if not str(k).startswith("_")] if isinstance(first, dict) else None
+    except (OSError, ValueError):
+        return None
+    try:  # other formats: the connector's own reader, stopped at the first row
         from ..ingest import open_source
 
         for row in open_source(locator).load():
             if isinstance(row, dict):
                 return [k for k in row if not str(k).startswith("_")]
             return None
-    except Exception:  # noqa: BLE001 - a moved/unreadable source just means no field-map advice
+    except Exception:  # noqa: BLE001 - an unreadable source just means no field-map advice
         return None
     return None
 

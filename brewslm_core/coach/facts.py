@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 EVALUATE_PACKAGE = "brewslm_core.evaluate"
 EVENT_WINDOW = 200  # newest events per stage a generator looks at
+EVENT_STAGES = ("ingestion", "training")  # the RunEvent stages the generators read
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -69,17 +70,27 @@ class Facts:
         return read_json(self.project.manifest_path)
 
     def events(self, stage: str) -> list[dict[str, Any]]:
-        """The newest EVENT_WINDOW events of a stage, newest first, payloads as dicts."""
+        """The newest EVENT_WINDOW events of a stage, newest first, payloads as dicts.
+
+        The stages the generators read are fetched together in one query (one DuckDB open).
+        """
         cache = self.__dict__.setdefault("_events", {})
         if stage not in cache:
-            if not self.project.events.log_path.exists():
-                cache[stage] = []
-            else:
-                frame = self.project.events.list(stage=stage, limit=EVENT_WINDOW)
-                cache[stage] = [
-                    {k: (None if isinstance(v, float) and v != v else v) for k, v in rec.items()}
-                    for rec in frame.to_dict(orient="records")  # SQL NULL comes back as NaN
-                ]
+            wanted = sorted({stage, *EVENT_STAGES})
+            for name in wanted:
+                cache[name] = []
+            if self.project.events.log_path.exists():
+                marks = ", ".join("?" for _ in wanted)
+                frame = self.project.events.query(
+                    "SELECT id, run_id, parent_run_id, stage, severity, reason_code, actor, summary, "
+                    "payload FROM (SELECT *, row_number() OVER (PARTITION BY stage ORDER BY id DESC) "
+                    f"AS newest FROM run_events WHERE stage IN ({marks})) WHERE newest <= ? "
+                    "ORDER BY id DESC", [*wanted, EVENT_WINDOW])
+                for rec in frame.to_dict(orient="records"):
+                    row = {k: (None if isinstance(v, float) and v != v else v)  # NULL comes as NaN
+                           for k, v in rec.items()}
+                    row["payload"] = json.loads(row["payload"]) if row["payload"] else {}
+                    cache[row["stage"]].append(row)
         return cache[stage]
 
     @cached_property
