@@ -220,3 +220,29 @@ def test_unknown_or_unfinished_runs_say_what_to_do(project, shared_data):
     (run / "plan.json").write_text(json.dumps({"task_profile": "classification", "config": {}}))
     with pytest.raises(RunNotLoadable, match="did not complete"):
         load_run(project, "exp-unfinished")
+
+
+def test_qlora_run_reloads_on_its_4bit_base_and_merges_into_full_precision(project, shared_data):
+    import torch
+
+    rows = alpaca_rows(shared_data, 6)
+    result = trained(project, tiny("seq2seq", method="qlora", lr=5e-4, batch_size=2), rows[:4], rows[4:])
+    loaded = load_run(project, result.run_id)
+    assert any(getattr(p, "quant_state", None) is not None for p in loaded.model.parameters())  # 4-bit
+    same_loss(loaded, rows[4:], result)
+    merged, tokenizer = merged_causal_lm(loaded)
+    assert not getattr(merged, "is_loaded_in_4bit", False)
+    assert all(p.dtype == torch.float32 for p in merged.parameters())
+    ids = tokenizer("Write one word about the sea:", return_tensors="pt")
+    # an independent loader: peft's own PeftModel over the full-precision base
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(loaded.base_model_path, dtype=torch.float32)
+    reference = PeftModel.from_pretrained(base, loaded.weights_dir).eval()
+    with torch.no_grad():
+        a, b = merged(**ids).logits, reference(**ids).logits
+        four_bit = loaded.model(**ids).logits
+    assert float((a - b).abs().max()) < 1e-3
+    # against the 4-bit model it trained on: close, not equal (measured correlation 0.92)
+    assert float(torch.corrcoef(torch.stack([a.flatten(), four_bit.flatten()]))[0, 1]) > 0.85
