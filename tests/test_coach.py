@@ -351,3 +351,23 @@ def test_navigate_changes_nothing_and_bad_actions_say_why(classified) -> None:
         coach.execute(classified, Action("augment_from_cluster", "x", {}))
     with pytest.raises(coach.UnknownStageError):
         coach.suggest(classified, "deploy")
+
+
+def test_stopped_run_resumes_from_its_checkpoint(classified) -> None:
+    state = {"step": 0}
+    stopped = train_project(
+        classified, {"max_steps": 3, "batch_size": 8, "threads": 1, "max_length": 32,
+                     "checkpoint_every": 1},
+        cancel=lambda: state["step"] >= 1,
+        progress=lambda done, total, msg: state.update(step=done))
+    assert stopped.status == "cancelled" and stopped.last_checkpoint
+    out = coach.suggest(classified, "training")
+    s = next(x for x in out if x.title.startswith(f"Run {stopped.run_id} stopped"))
+    assert s.title == f"Run {stopped.run_id} stopped at step 1 of 3 (training_cancelled)"
+    assert s.action.params == {"playbook": "resume", "run_id": stopped.run_id}
+    started = coach.execute(classified, s.action)
+    assert started.status == "started"
+    final = tasks.wait(classified, started.task_id, timeout=600)
+    assert final.state == "succeeded", final.error
+    assert final.result["run_id"] == stopped.run_id and final.result["resumed_from_step"] == 1
+    assert final.result["steps"] == 3

@@ -147,3 +147,22 @@ def test_extension_is_enabled_by_the_installed_config() -> None:
     enabled = json.loads((repo / config).read_text())["ServerApp"]["jpserver_extensions"]
     assert enabled == {"brewslm_core.server": True}
     assert server._jupyter_server_extension_points() == [{"module": "brewslm_core.server"}]
+
+
+def test_registry_registers_on_create_and_open_and_forgets_gone_dirs(tmp_path, monkeypatch) -> None:
+    import shutil
+
+    from brewslm_core.common.known_projects import lookup, registered, registry_path
+
+    monkeypatch.setenv("BREWSLM_CONFIG_DIR", str(tmp_path / "config"))
+    a = Project.create(tmp_path / "a")
+    b = Project.create(tmp_path / "b")
+    assert lookup(str(a.id)) == a.root and set(registered()) == {str(a.id), str(b.id)}
+    registry_path().unlink()
+    Project.open(a.root)  # opening registers too
+    assert set(registered()) == {str(a.id)}
+    Project.open(b.root)
+    shutil.rmtree(b.root)
+    assert set(registered()) == {str(a.id)} and lookup(str(b.id)) is None
+    Project.open(a.root)  # the next write drops the gone directory from the file
+    assert set(json.loads(registry_path().read_text())["projects"]) == {str(a.id)}
