@@ -312,3 +312,25 @@ def test_judge_through_a_real_transformers_serve_endpoint(sft_run, tmp_path):
     examples = [json.loads(x) for x in (Path(report.path) / "examples.jsonl").read_text().splitlines()]
     assert sum("judge_correctness" in e for e in examples) == 2
     assert not report.warnings
+
+
+def test_a_registered_user_metric_is_computed_and_gated(cls_run):
+    from brewslm_core.evaluate import METRICS
+
+    name = "top_class_share"
+    if name not in METRICS:
+        @METRICS.register(name)
+        def top_class_share(examples, rows):
+            """Share of examples predicted as the most predicted class (a collapse detector)."""
+            from collections import Counter
+
+            counts = Counter(e["prediction"] for e in examples)
+            return counts.most_common(1)[0][1] / len(examples)
+
+    project, run_id = cls_run
+    write_pack(project, "custom", {"metrics": [name], "gates": [f"{name} <= 0.99"]})
+    report = evaluate(project, run_id, "custom")
+    examples = [json.loads(x) for x in (Path(report.path) / "examples.jsonl").read_text().splitlines()]
+    most = max(sum(e["prediction"] == p for e in examples) for p in {e["prediction"] for e in examples})
+    assert report.metrics[name] == most / len(examples)
+    assert report.gates[0].metric == name and report.gates[0].value == report.metrics[name]

@@ -13,6 +13,7 @@ from ..contracts.evaluate import EvalReport, FailureCluster, Gate, GateResult
 from .dataset import EvalDatasetMissing
 from .gates import check_gates, metric_value
 from .judge import JudgeUnavailable
+from .metrics import METRICS
 from .packs import (
     EvalPack,
     EvalPackError,
@@ -35,6 +36,7 @@ __all__ = [
     "Gate",
     "GateResult",
     "JudgeUnavailable",
+    "METRICS",
     "check_gates",
     "check_pack",
     "evaluate",

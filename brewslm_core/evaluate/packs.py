@@ -155,8 +155,10 @@ def parse_gate(item: Any) -> tuple[Gate | None, str | None]:
 
 
 def known_metric(task_profile: str, metric: str) -> bool:
+    from .metrics import METRICS
+
     head = metric.split(".", 1)[0]
-    return head in TASK_METRICS.get(task_profile, ()) + EVAL_METRICS + JUDGE_METRICS
+    return head in TASK_METRICS.get(task_profile, ()) + EVAL_METRICS + JUDGE_METRICS or head in METRICS
 
 
 def check_pack(data: Any, task_profile: str | None, path: str = "<pack>") -> EvalPack:

@@ -19,6 +19,7 @@ from .clusters import failure_clusters
 from .dataset import EvalDatasetMissing, load_rows, row_id
 from .gates import check_gates, promotion
 from .judge import JudgeUnavailable, judge_examples
+from .metrics import custom_metrics
 from .packs import EvalPack, find_pack, list_packs, load_pack
 
 if TYPE_CHECKING:
@@ -134,6 +135,9 @@ def _evaluate(project: Project, run_id: str, eval_id: str, pack: EvalPack | None
     pass_rate = sum(e["correct"] for e in judged) / len(judged) if judged else None
     metrics: dict[str, Any] = {**scores, "pass_rate": pass_rate, "n_examples": len(rows),
                                "rows_per_s": len(rows) / scoring_seconds if scoring_seconds > 0 else None}
+    if pack:  # registered user metrics the pack names (see evaluate.metrics)
+        wanted = [*pack.metrics, *(g.metric.split(".")[0] for g in pack.gates)]
+        metrics.update(custom_metrics(wanted, examples, rows))
     if pack and pack.latency_rows:
         metrics.update(_latency(loaded, rows, pack.latency_rows))
     judge = _judge(project, run_id, eval_id, pack, task_profile, examples, metrics, warnings)
