@@ -281,3 +281,23 @@ def test_cli_exports_and_lists(sft):
     assert shown.exit_code == 0 and json.loads(shown.stdout)["file_problems"] == []
     bad = runner.invoke(app, ["export", str(project.root), "exp-nothere", "--format", "hf"])
     assert bad.exit_code == 2 and "export_artifact_missing" in bad.output
+
+
+def test_full_fine_tune_exports_its_own_weights_for_vllm(sft):
+    """method=full: no adapter, so the vllm bundle serves the trained weights themselves."""
+    from brewslm_core.train.runner import train_project
+
+    project, _ = sft
+    result = train_project(project, {"method": "full", "batch_size": 2, "max_steps": 1, "threads": 2,
+                                     "lr": 1e-4})
+    assert result.status == "completed", result.error
+    bundle = export(project, result.run_id, "vllm")
+    root = Path(bundle.path)
+    assert not (root / "adapter").exists() and bundle.serve.adapter_dir is None
+    trained = project.run_dir(result.run_id) / "adapter" / "model.safetensors"
+    entry = next(f for f in bundle.files if f.path == "model/model.safetensors")
+    assert entry.sha256 == hashlib.sha256(trained.read_bytes()).hexdigest()
+    assert "--enable-lora" not in bundle.serve.command
+    assert bundle.base_model["lora"] is False and bundle.base_model["method"] == "full"
+    smoke = json.loads((root / "smoke.json").read_text())
+    assert smoke["passed"] and smoke["checks"][0]["max_abs_diff"] <= 1e-4
