@@ -3,6 +3,7 @@
 from .base import Contract, contract
 from .evaluate import EvalReport, FailureCluster, Gate, GateResult
 from .events import RunEvent
+from .export import EXPORT_FORMATS, ExportBundle, ExportFile, QuantVariant, ServeSpec
 from .ingest import FieldInfo, SentinelRow, SourceDescription
 from .introspect import ProposedMapping, ShapeHypothesis
 from .mapping import CommitResult, DryRunReport, ReasonGroup, RejectedRow, TransformedRow
@@ -48,6 +49,11 @@ __all__ = [
     "FailureCluster",
     "Gate",
     "GateResult",
+    "EXPORT_FORMATS",
+    "ExportBundle",
+    "ExportFile",
+    "QuantVariant",
+    "ServeSpec",
     "FieldInfo",
     "SentinelRow",
     "SourceDescription",
