@@ -198,6 +198,23 @@ def test_pii_block_is_critical_and_the_mask_playbook_unblocks(pii_blocked) -> No
     assert all(x.severity != "critical" for x in coach.suggest(pii_blocked, "cleaning"))
 
 
+def test_outlier_cap_exceeded_suggests_the_cap_that_removes_them(pii_blocked) -> None:
+    from brewslm_core.clean import CleanConfig, clean, load_report
+
+    report = clean(pii_blocked, CleanConfig(pii_policy="mask", min_quality=0.9,
+                                            max_outlier_fraction=0.01))
+    assert report.outliers["threshold_exceeded"]
+    flagged, n = report.outliers["flagged"], report.input_rows
+    s = next(x for x in coach.suggest(pii_blocked, "cleaning") if "score below quality" in x.title)
+    assert s.severity == "warning" and s.title.startswith(f"{flagged} of {n} rows")
+    cap = s.action.params["config"]["max_outlier_fraction"]
+    assert cap >= flagged / n and s.action.params["config"]["min_quality"] == 0.9
+    result = coach.execute(pii_blocked, s.action)
+    assert tasks.wait(pii_blocked, result.task_id, timeout=300).state == "succeeded"
+    after = load_report(pii_blocked)
+    assert not after.outliers["threshold_exceeded"] and after.removed_rows >= flagged
+
+
 def test_uncleaned_and_stale_clean(classified, mismapped) -> None:
     project, _ = mismapped
     s = coach.suggest(project, "cleaning")[0]
@@ -307,6 +324,17 @@ def test_eval_names_weak_classes_and_opens_a_cluster(classified) -> None:
             c = clusters[s.action.params["cluster_id"]]
             assert c.gold_label == label or c.label == label
             assert f"cluster {c.cluster_id} holds {c.size} of its failures" in s.title
+    # with the task's starter pack its gates fail after 2 steps: critical, most important first
+    from brewslm_core.evaluate import init_pack
+
+    init_pack(classified)
+    gated = evaluate(classified, run_id)
+    failed = [g for g in gated.gates if not g.passed]
+    assert failed and not gated.promotable
+    top = coach.suggest(classified, "eval")
+    assert [s.severity for s in top[:len(failed)]] == ["critical"] * len(failed)
+    assert top[0].title.startswith(f"Gate {failed[0].metric} {failed[0].op} {failed[0].threshold} failed")
+    assert "not promotable" in top[0].body
     opened = [s for s in out if s.action.kind == "augment_from_cluster"]
     assert opened, [s.title for s in out]
     result = coach.execute(classified, opened[0].action)
@@ -371,3 +399,14 @@ def test_stopped_run_resumes_from_its_checkpoint(classified) -> None:
     assert final.state == "succeeded", final.error
     assert final.result["run_id"] == stopped.run_id and final.result["resumed_from_step"] == 1
     assert final.result["steps"] == 3
+
+
+def test_action_params_never_name_a_path(classified) -> None:
+    for params in ({"playbook": "resume", "run_id": "../../etc"},
+                   {"playbook": "retrain", "run_id": "/tmp"},
+                   {"playbook": "promote_annotations", "job_id": "../x"}):
+        with pytest.raises(coach.ActionError, match="is not an id"):
+            coach.execute(classified, Action("run_playbook", "x", params))
+    with pytest.raises(coach.ActionError, match="is not an id"):
+        coach.execute(classified, Action("augment_from_cluster", "x",
+                                         {"cluster_id": "c", "run_id": "../.."}))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -30,10 +31,17 @@ class ActionError(ValueError):
     """The action cannot run: unknown playbook, missing params, nothing to act on."""
 
 
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
 def _need(params: dict[str, Any], *names: str) -> list[Any]:
     missing = [n for n in names if params.get(n) in (None, "")]
     if missing:
         raise ActionError(f"this action needs params {missing}")
+    for name in ("run_id", "job_id", "eval_id"):  # they name folders: never a path
+        value = params.get(name)
+        if name in names and not (isinstance(value, str) and _SAFE_ID.match(value)):
+            raise ActionError(f"{name} {value!r} is not an id")
     return [params[n] for n in names]
 
 
@@ -94,7 +102,7 @@ def _run_config(project: Project, run_id: str) -> dict[str, Any]:
 
 @PLAYBOOKS.register("train")
 def _train(project: Project, p: dict[str, Any]) -> ActionResult:
-    run_id = p.get("run_id")
+    run_id = _need(p, "run_id")[0] if p.get("run_id") else None
     config = _run_config(project, run_id) if run_id else {}
     return _train_task(project, {**config, **dict(p.get("config") or {})}, run_id, False)
 
@@ -148,7 +156,16 @@ def augment_from_cluster(project: Project, p: dict[str, Any]) -> ActionResult:
     cluster_id, run_id = _need(p, "cluster_id", "run_id")
     if importlib.util.find_spec(EVALUATE_PACKAGE) is None:
         raise ActionError("the evaluate stage is not installed in this version")
-    report = importlib.import_module(EVALUATE_PACKAGE).latest_report(project, str(run_id))
+    evaluate = importlib.import_module(EVALUATE_PACKAGE)
+    eval_id = p.get("eval_id")
+    if eval_id:  # the report the suggestion was made from, even if a newer one exists
+        _need(p, "eval_id")
+        try:
+            report = evaluate.load_report(project, str(run_id), str(eval_id))
+        except FileNotFoundError as exc:
+            raise ActionError(str(exc)) from None
+    else:
+        report = evaluate.latest_report(project, str(run_id))
     if report is None:
         raise ActionError(f"run {run_id} has no eval report")
     data = report.to_dict() if hasattr(report, "to_dict") else dict(report)
