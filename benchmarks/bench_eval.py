@@ -1,7 +1,7 @@
 """Eval scoring throughput: our Evaluate path against a transformers text-classification pipeline.
 
-    python -m benchmarks.bench_eval                  # 512 banking77 test rows, 2 threads
-    python -m benchmarks.bench_eval --rows 1000 --threads 1
+    python -m benchmarks.bench_eval                  # 800 banking77 test rows (20 intents), 2 threads
+    python -m benchmarks.bench_eval --rows 400 --labels 10 --threads 1
 
 Same rows, same encoder weights, same threads, same max length:
   pipeline   ``pipeline("text-classification")`` over a BertForSequenceClassification built from
@@ -30,7 +30,8 @@ GOAL = 1.5
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rows", type=int, default=512)
+    parser.add_argument("--rows", type=int, default=800)
+    parser.add_argument("--labels", type=int, default=20, help="intents (banking77 test has 40 rows each)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-length", type=int, default=128)
@@ -48,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     from brewslm_core.train import TrainConfig, train
 
     torch.set_num_threads(args.threads)
-    train_rows = banking_rows(DATA, 64, labels=10)
-    rows = banking_rows(DATA, args.rows, split="test", labels=10)
+    train_rows = banking_rows(DATA, 8 * args.labels, labels=args.labels)
+    rows = banking_rows(DATA, args.rows, split="test", labels=args.labels)
     texts = [r["record"]["text"] for r in rows]
     with tempfile.TemporaryDirectory() as tmp:
         project = Project.create(Path(tmp) / "bench")
