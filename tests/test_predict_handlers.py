@@ -137,6 +137,32 @@ def test_extraction_reloads_and_predicts_spans_and_fields(project, shared_data):
         assert {s["label"] for s in item["spans"]} == set(item["fields"])
 
 
+def test_generative_options_of_qa_and_extraction_reload_and_predict(project, shared_data):
+    """A causal-LM base turns QA and extraction generative: the plan's mode brings it back."""
+    qa_rows = mapped(shared_data, SQUAD, "extractive_qa", 120)
+    qa_rows.sort(key=lambda r: len(r["record"]["context"]))
+    result = trained(project, tiny("qa", base="smollm2", max_length=256, batch_size=2, lr=5e-4),
+                     qa_rows[:2], qa_rows[2:3])
+    loaded = load_run(project, result.run_id)
+    assert loaded.is_causal_lm and loaded.handler.generative is not None
+    same_loss(loaded, qa_rows[2:3], result)
+    rec = qa_rows[3]["record"]
+    [out] = predict(project, result.run_id, [{"question": rec["question"], "context": rec["context"]}])
+    assert isinstance(out["answer"], str) and isinstance(out["generated"], str)
+
+    slots = [r for r in mapped(shared_data, RESTAURANT, "span_extraction", 100) if r["record"]["spans"]]
+    result = trained(project, tiny("structured_extraction", base="smollm2", max_length=128, batch_size=2,
+                                   lr=1e-3), slots[:4], slots[4:5])
+    loaded = load_run(project, result.run_id)
+    assert loaded.handler.scoring_mode == "field_match" and loaded.handler.labels
+    same_loss(loaded, slots[4:5], result)
+    [out] = predict(project, result.run_id, [slots[6]["record"]["text"]])
+    assert isinstance(out["valid_json"], bool) and isinstance(out["generated"], str)
+    assert all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in out["fields"].values())
+    if not out["valid_json"]:
+        assert out["fields"] == {}
+
+
 # ---- causal LMs ---------------------------------------------------------------------------
 def test_sft_reloads_predicts_text_and_merges_the_adapter(project, shared_data):
     import torch
