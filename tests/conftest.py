@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ SHARED_DATA = Path(os.environ.get("BREWSLM_SHARED_DATA", REPO.parent / "shared" 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# Project.create/open register projects in the user's registry: keep the suite's own apart.
+os.environ.setdefault("BREWSLM_CONFIG_DIR", tempfile.mkdtemp(prefix="brewslm-test-config-"))
 
 
 @pytest.fixture(scope="session")
