@@ -244,6 +244,11 @@ def main(argv: list[str] | None = None) -> dict:
         return max(r["tokens_per_s"] for r in result[name])
 
     result["ours_over_bare_tokens_per_s"] = round(best("ours_vllm") / best("bare_vllm"), 3)
+    result["ours_over_bare_mean_tokens_per_s"] = round(
+        statistics.mean(r["tokens_per_s"] for r in result["ours_vllm"])
+        / statistics.mean(r["tokens_per_s"] for r in result["bare_vllm"]),
+        3,
+    )
     result["goal_ours_over_bare"] = 0.95
     if "transformers_serve" in result:
         result["ours_over_transformers_serve"] = round(
