@@ -152,3 +152,20 @@ def test_skypilot_yaml_is_parsed_by_sky(project, export, tmp_path, skypilot_runt
     bad.write_text("resources:\n  accelerators: 7\nnot_a_field: 1\n")
     with pytest.raises(DeploymentError, match="SkyPilot refused"):
         validate_sky_yaml(bad)
+
+
+def test_gguf_export_on_local_needs_llama_cpp(project, export):
+    import importlib.util
+    import json as _json
+
+    if importlib.util.find_spec("llama_cpp") is not None:
+        pytest.skip("llama-cpp-python is installed here: the llama.cpp server path is taken instead")
+    bundle = project.exports_dir / "export-gguf"
+    bundle.mkdir()
+    (bundle / "model-q8_0.gguf").write_bytes(b"GGUF")  # never read: the target refuses before serving
+    manifest = _json.loads((project.exports_dir / export / "manifest.json").read_text())
+    manifest.update(export_id="export-gguf", format="gguf", files=[])
+    manifest["serve"].update(model_dir="model-q8_0.gguf", command=["python", "-m", "llama_cpp.server"])
+    (bundle / "manifest.json").write_text(_json.dumps(manifest))
+    with pytest.raises(DeploymentError, match=r"llama-cpp-python\[server\]"):
+        deploy(project, "export-gguf", "local")
