@@ -6,7 +6,7 @@
 SmolLM2-135M-Instruct (the SFT default) teaches itself on the alpaca demo rows, LoRA r=16.
 Reported as ratios against baselines measured in this run:
   capture / forward   capture_teacher (encode, forward, top-k, write) vs the handler's scoring
-                      forward (score()) over the same rows
+                      forward (loss_score()) over the same rows
   kd step / ce step   median optimizer-step time with distill_from set vs the same run without
                       (steps after the first, which warms up)
 plus absolute figures (positions/s, s/step) and this process's peak RSS.
@@ -73,7 +73,7 @@ def main() -> None:
         handler.setup(path, rows, TrainConfig(**base))
         model = handler.build_model(TrainConfig(**{**base, "method": "full"})).eval()
         t = time.perf_counter()
-        handler.score(model, rows)
+        handler.loss_score(model, rows)  # the loss forward only (score() also generates)
         forward_s = time.perf_counter() - t
         del model
 
