@@ -39,23 +39,6 @@ def _get(obj: Any, name: str, default: Any = None) -> Any:
     return getattr(obj, name, default)
 
 
-def _reports_json(project: Project, run_id: str) -> dict[str, Any] | None:
-    """The newest ``runs/<run>/evals/*/report.json``: only while evaluate has no latest_report."""
-    found = [
-        json.loads(p.read_text(encoding="utf-8"))
-        for p in (project.runs_dir / run_id / "evals").glob("*/report.json")
-    ]
-    return max(found, key=lambda r: str(r.get("created_at"))) if found else None
-
-
-def _latest_report() -> Any:
-    try:
-        from ..evaluate import latest_report
-    except ImportError:  # the evaluate stage has not landed its public API yet
-        return _reports_json
-    return latest_report
-
-
 def flag_value(argv: tuple[str, ...] | list[str], flag: str) -> str | None:
     """The value after ``flag`` in a command line (or ``flag=value``), else None."""
     for i, arg in enumerate(argv):
@@ -116,7 +99,9 @@ def serve_spec(project: Project, export_id: str) -> Servable:
 
 def promotable(project: Project, run_id: str) -> tuple[bool, str, str | None]:
     """(promotable, why, eval_id) from the run's latest eval report."""
-    report = _latest_report()(project, run_id)
+    from ..evaluate import latest_report
+
+    report = latest_report(project, run_id)
     if report is None:
         return False, f"run {run_id} has no eval report; run `brewslm eval PROJECT {run_id}` first", None
     eval_id = _get(report, "eval_id")
