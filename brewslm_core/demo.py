@@ -136,7 +136,7 @@ def run_preflight(project: Project, config: dict) -> None:
         raise SystemExit("preflight blocked the run; see the blockers above")
 
 
-def run_train(project: Project, config: dict) -> None:
+def run_train(project: Project, config: dict) -> str:
     from .train.runner import train_project
 
     with console.status("training (MiniLM + LoRA on the bundled intents)…") as status:
@@ -151,6 +151,41 @@ def run_train(project: Project, config: dict) -> None:
                   f"{result.real_tokens_per_s:.0f} real tokens/s, final train loss "
                   f"{result.final_train_loss:.3f}; eval accuracy {ev.get('accuracy', '?')}, "
                   f"eval loss {ev.get('eval_loss', '?')}; adapter in {result.adapter_dir}")
+    return result.run_id
+
+
+def run_evaluate(project: Project, run_id: str) -> None:
+    from .evaluate import evaluate, init_pack
+
+    pack = init_pack(project, force=True)
+    console.print(f"starter eval pack {pack.relative_to(project.root)} "
+                  "(gates from the manifest's scoring mode)")
+    report = evaluate(project, run_id, "default")
+    table = Table("gate", "value", "passed")
+    for g in report.gates:
+        value = "-" if g.value is None else f"{g.value:.3f}"
+        table.add_row(f"{g.metric} {g.op} {g.threshold}", value, "yes" if g.passed else "no")
+    console.print(table)
+    verdict = "promotable" if report.promotable else f"not promotable: {report.not_promotable_reason}"
+    console.print(f"{report.eval_id}: pass rate {report.pass_rate:.2f} on {report.n_examples} examples, "
+                  f"{len(report.failure_clusters)} failure clusters; {verdict}")
+
+
+def run_export(project: Project, run_id: str) -> None:
+    from .export import export
+
+    bundle = export(project, run_id, "hf")
+    size = sum(f.size for f in bundle.files)
+    console.print(f"{bundle.export_id}: merged HF folder, {len(bundle.files)} files, {size / 1e6:.1f} MB, "
+                  f"in {bundle.path}; smoke check in smoke.json")
+
+
+def run_predict(project: Project, run_id: str) -> None:
+    from .predict import predict
+
+    texts = ["my order arrived with a broken bottle", "how long does shipping take to Canada?"]
+    for text, out in zip(texts, predict(project, run_id, texts), strict=True):
+        console.print(f"{text!r} -> {out.get('label')} ({max(out.get('scores', {0: 0}).values()):.2f})")
 
 
 def show_events(project: Project) -> None:
@@ -204,7 +239,16 @@ def main(argv: list[str] | None = None) -> int:
     run_preflight(project, train_config)
 
     step("8 · Train: the classification handler, traced and checkpointed")
-    run_train(project, train_config)
+    run_id = run_train(project, train_config)
+
+    step("9 · Evaluate: an eval pack whose gates decide promotability")
+    run_evaluate(project, run_id)
+
+    step("10 · Export: a merged HF folder another tool can load, with its smoke check")
+    run_export(project, run_id)
+
+    step("Try it: the trained run on new sentences (brewslm predict PROJECT RUN \"text\")")
+    run_predict(project, run_id)
 
     step("RunEvents, queried with SQL from DuckDB")
     show_events(project)

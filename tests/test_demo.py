@@ -26,10 +26,13 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     ).itertuples(index=False)
     seen = [(s, v, r if isinstance(r, str) else None) for s, v, r in stages]
     assert ("ingestion", "info", "dataset_import_run") in seen
-    assert {"cleaning", "adapter", "training"} <= {s for s, _, _ in seen}
+    assert {"cleaning", "adapter", "training", "eval", "export"} <= {s for s, _, _ in seen}
     assert not [row for row in seen if row[1] in ("error", "critical")]
     assert (target / "prepared" / "manifest.json").is_file()
     assert list((target / "runs").glob("exp-*/adapter"))
+    assert list((target / "runs").glob("exp-*/evals/eval-*/report.json"))
+    assert list((target / "exports").glob("export-*/smoke.json"))
+    assert "->" in out.stdout.split("Try it")[-1]  # the trained run answered new sentences
     # A second run wipes only the folder the demo itself marked; a foreign folder is refused.
     again = subprocess.run([sys.executable, "-m", "brewslm_core.demo", str(tmp_path)], env=env,
                            capture_output=True, text=True, timeout=60)
