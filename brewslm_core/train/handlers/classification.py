@@ -63,12 +63,32 @@ class ClassificationHandler(HandlerHooks):
     # ---- data ---------------------------------------------------------------------------
     def encode(self, rows: Sequence[dict]) -> list[Example | None]:
         texts = [str(r["record"].get(self.text_key, "")) for r in rows]
-        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        pairs = [r["record"].get("text_pair") for r in rows]
+        enc = self._token_ids(texts, pairs)
         out: list[Example | None] = []
         for row, ids in zip(rows, enc, strict=True):
             label = self.label_id.get(self.label_of(row["record"]))
             out.append(None if label is None else Example(list(ids), label))
         return out
+
+    def _token_ids(self, texts: list[str], pairs: list[Any]) -> list[list[int]]:
+        """Token ids per row; a sentence pair (``text_pair``) is encoded as the pair, both texts
+        in one sequence with the tokenizer's separator, truncating the longer side first."""
+        kw = {"truncation": True, "max_length": self.max_length}
+        paired = [i for i, p in enumerate(pairs) if p not in (None, "")]
+        if not paired:
+            return self.tokenizer(texts, **kw)["input_ids"]
+        ids: list[list[int]] = [[] for _ in texts]
+        single = [i for i in range(len(texts)) if i not in set(paired)]
+        if single:
+            for i, row in zip(single, self.tokenizer([texts[i] for i in single], **kw)["input_ids"],
+                              strict=True):
+                ids[i] = row
+        both = self.tokenizer([texts[i] for i in paired], [str(pairs[i]) for i in paired],
+                              truncation="longest_first", max_length=self.max_length)["input_ids"]
+        for i, row in zip(paired, both, strict=True):
+            ids[i] = row
+        return ids
 
     def collate(self, examples: Sequence[Example], packing: bool) -> dict[str, Any]:
         import torch
@@ -185,7 +205,8 @@ class ClassificationHandler(HandlerHooks):
     def predict_rows(self, model: torch.nn.Module, rows: Sequence[dict]) -> list[dict[str, Any]]:
         """Label and per-label probability for each row's text."""
         texts = [str(r["record"].get(self.text_key, "")) for r in rows]
-        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        pairs = [r["record"].get("text_pair") for r in rows]
+        enc = self._token_ids(texts, pairs)
         examples = [Example(list(ids), 0) for ids in enc]
         probs = self.scores_of(model, examples)
         out = []
