@@ -120,8 +120,8 @@ def test_hf_export_is_merged_and_matches_the_adapter_model(sft):
     assert manifest["source_run"] == run_id and manifest["task_profile"] == "seq2seq"
     lineage = manifest["lineage"]
     assert lineage["manifest_sha256"] == hashlib.sha256(project.manifest_path.read_bytes()).hexdigest()
-    assert lineage["config_ids"] == ["cfg-1"] and lineage["source"] == "project_manifest"
-    assert lineage["manifest_newer_than_run"] is False
+    assert lineage["config_ids"] == ["cfg-1"] and lineage["source"] == "plan"  # what train recorded
+    assert lineage["manifest_newer_than_run"] is False and "note" not in lineage
     assert manifest["quantizations"]["AWQ"]["status"] == "unavailable"
     assert manifest["serve"]["model_dir"] == "." and manifest["serve"]["kind"] == "causal_lm"
     assert load_bundle(project, bundle.export_id) == bundle
@@ -301,3 +301,40 @@ def test_full_fine_tune_exports_its_own_weights_for_vllm(sft):
     assert bundle.base_model["lora"] is False and bundle.base_model["method"] == "full"
     smoke = json.loads((root / "smoke.json").read_text())
     assert smoke["passed"] and smoke["checks"][0]["max_abs_diff"] <= 1e-4
+
+
+def test_lineage_is_what_the_run_read_and_older_runs_say_they_fall_back(sft):
+    """train_project writes the manifest's sha256 and config/import ids into plan.json; a later
+    prepare does not change a run's lineage; a plan without them falls back to the project
+    manifest and says so (and says when that manifest is newer than the run)."""
+    import os
+
+    project, run_id = sft
+    raw = project.manifest_path.read_bytes()
+    source = json.loads(raw)["source"]
+    plan_path = project.run_dir(run_id) / "plan.json"
+    plan = json.loads(plan_path.read_text())
+    assert plan["manifest_sha256"] == hashlib.sha256(raw).hexdigest()
+    assert plan["config_ids"] == ["cfg-1"] and plan["import_ids"] == source["import_ids"]
+    assert len(plan["import_ids"]) == 1
+
+    old = project.run_dir("exp-oldplan")  # a run from before plans carried lineage
+    shutil.copytree(project.run_dir(run_id), old)
+    stripped = {k: v for k, v in plan.items() if k not in ("manifest_sha256", "config_ids", "import_ids")}
+    (old / "plan.json").write_text(json.dumps(stripped))
+    past = project.manifest_path.stat().st_mtime
+    os.utime(old / "plan.json", (past + 10, past + 10))
+    fallback = export(project, "exp-oldplan", "adapter").lineage
+    assert fallback["source"] == "project_manifest" and fallback["config_ids"] == ["cfg-1"]
+    assert fallback["manifest_sha256"] == plan["manifest_sha256"]
+    assert fallback["manifest_newer_than_run"] is False and "does not record its manifest" in fallback["note"]
+
+    try:  # the manifest rewritten after both runs (a new prepare): bytes and mtime change
+        project.manifest_path.write_bytes(raw + b"\n")
+        os.utime(project.manifest_path, (past + 100, past + 100))
+        assert export(project, run_id, "adapter").lineage["manifest_sha256"] == plan["manifest_sha256"]
+        late = export(project, "exp-oldplan", "adapter").lineage
+        assert late["manifest_sha256"] == hashlib.sha256(raw + b"\n").hexdigest() != plan["manifest_sha256"]
+        assert late["manifest_newer_than_run"] is True and "rewritten after this run" in late["note"]
+    finally:
+        project.manifest_path.write_bytes(raw)

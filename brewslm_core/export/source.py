@@ -105,9 +105,10 @@ def read_run(project: Project, run_id: str) -> RunSource:
 def lineage(project: Project, source: RunSource) -> dict[str, Any]:
     """The prepared manifest's sha256 and the import config_ids the run was trained on.
 
-    The run's plan records them when training wrote them (``manifest_sha256``/``config_ids``);
-    otherwise they come from the project's current manifest, which is only the run's data when
-    the manifest is older than the run: ``source`` and ``manifest_newer_than_run`` say which.
+    ``train_project`` writes them into the run's plan (``manifest_sha256``/``config_ids``/
+    ``import_ids``, the manifest as it read it). Runs from before that (or trained on rows passed
+    in directly) fall back to the project's current manifest, which is only the run's data when
+    the manifest is older than the run: ``source``, ``note`` and ``manifest_newer_than_run`` say so.
     """
     plan = source.plan
     if plan.get("manifest_sha256"):
@@ -140,6 +141,10 @@ def lineage(project: Project, source: RunSource) -> dict[str, Any]:
         "import_ids": list(src.get("import_ids") or []),
         "manifest_newer_than_run": newer,
     }
+    out["note"] = (
+        "the run's plan.json does not record its manifest (a run from before lineage was recorded): "
+        "taken from the project's current prepared/manifest.json"
+    )
     if newer:
-        out["note"] = "prepared/manifest.json was rewritten after this run started: it may not be its data"
+        out["note"] += ", which was rewritten after this run started: it may not be the run's data"
     return out

@@ -191,6 +191,7 @@ class _Run:
         self.device: Any = None
         self.steps_note: str | None = None  # how max_steps overrode epochs, said in plan and event
         self.probe = False  # preflight's timing run: recorded as a probe, not a training completion
+        self.lineage: dict[str, Any] = {}  # manifest_sha256 / config_ids / import_ids, into plan.json
 
     # ---- stop checks (called between micro-batches: "within one step") -----------------
     def _local_stop(self) -> TrainingStopped | None:
@@ -434,6 +435,7 @@ class _Run:
             "backend": f"torch-{device.type}" + (f"-{shards}" if shards != "none" else ""),
             "world_size": self.dist.world,
             "sharding": shards,
+            **self.lineage,
         }
         if self.sharding.note:
             plan["sharding_note"] = self.sharding.note
@@ -479,18 +481,21 @@ def train(
     cancel: Callable[[], bool] | None = None,
     progress: Callable[[int, int, str], None] | None = None,
     probe: bool = False,
+    lineage: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train on rows ``{"record": …}`` (as prepare writes them) and record the outcome.
 
     Never raises for a run that started: the outcome is the result's ``status`` plus one
     ``training`` RunEvent. ``resume=True`` with an existing ``run_id`` continues from its last
     checkpoint. ``cancel`` is polled between micro-batches. ``probe=True`` (preflight's timing
-    run) records the outcome as a probe, not as a finished training run.
+    run) records the outcome as a probe, not as a finished training run. ``lineage`` (the data the
+    rows came from: ``manifest_sha256``, ``config_ids``, ``import_ids``) is written into plan.json.
     """
     config.check()
     run_id = run_id or new_run_id()
     run = _Run(project, config, run_id, cancel, progress)
     run.probe = probe
+    run.lineage = dict(lineage or {})
     run.dist = from_env()
     limit = config.max_rss_mb or default_rss_limit_mb()
     try:

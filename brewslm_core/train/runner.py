@@ -7,6 +7,7 @@ task_id = tasks.start(project, TASK_TARGET, {"config": {...}}, kind="train",
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Any
 
 from .config import TrainConfig
@@ -46,10 +47,25 @@ def train_project(
     cancel: Any = None,
     progress: Any = None,
 ) -> TrainResult:
-    """Train on the manifest's train split, scoring on its eval split."""
-    from ..prepare import Manifest
+    """Train on the manifest's train split, scoring on its eval split.
 
+    The run's plan.json records what it was trained on: the sha256 of prepared/manifest.json as
+    read here and the manifest's import ``config_ids``/``import_ids`` (export's lineage reads them).
+    """
+    from ..prepare import Manifest, ManifestError
+
+    raw = project.manifest_path.read_bytes() if project.manifest_path.is_file() else b""
     manifest = Manifest.load(project)
+    if project.manifest_path.read_bytes() != raw:
+        raise ManifestError(
+            f"{project.manifest_path} changed while training was starting (prepare running?): "
+            "wait for prepare to finish, then train again"
+        )
+    lineage = {
+        "manifest_sha256": hashlib.sha256(raw).hexdigest(),
+        "config_ids": list(manifest.source.get("config_ids") or []),
+        "import_ids": list(manifest.source.get("import_ids") or []),
+    }
     if isinstance(overrides, TrainConfig):
         config = config_from_manifest(manifest, overrides.to_dict())
     else:
@@ -57,7 +73,8 @@ def train_project(
     train_rows = list(manifest.iter_split(project, "train"))
     eval_rows = list(manifest.iter_split(project, "eval")) if manifest.counts.get("eval") else []
     return train(
-        project, config, train_rows, eval_rows, run_id=run_id, resume=resume, cancel=cancel, progress=progress
+        project, config, train_rows, eval_rows,
+        run_id=run_id, resume=resume, cancel=cancel, progress=progress, lineage=lineage,
     )
 
 
