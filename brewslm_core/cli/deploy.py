@@ -9,31 +9,16 @@ import json
 from typing import Any
 
 import typer
-from typer.core import TyperGroup
 
 from ..project import Project, ProjectError
-
-
-class _DeployGroup(TyperGroup):
-    """``deploy PROJECT EXPORT …`` runs ``deploy create``; known subcommands run as usual."""
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        if args and not args[0].startswith("-") and args[0] not in self.commands:
-            args = ["create", *args]
-        return super().parse_args(ctx, args)
-
-
-def _fail(exc: Exception) -> None:
-    code = getattr(exc, "reason_code", None)
-    typer.echo(f"error: {exc}" + (f" [{code}]" if code else ""), err=True)
-    raise typer.Exit(2) from exc
+from .options import CreateByDefault, fail
 
 
 def _open(path: str) -> Project:
     try:
         return Project.open(path)
     except ProjectError as exc:
-        _fail(exc)
+        fail(exc)
         raise
 
 
@@ -49,7 +34,7 @@ def register(app: typer.Typer) -> None:
     from ..deploy.store import DeploymentError
 
     deploy = typer.Typer(
-        cls=_DeployGroup,
+        cls=CreateByDefault,
         no_args_is_help=True,
         help="Serve exports (vLLM, local, SkyPilot YAML); promote, reject, roll back, check drift.",
     )
@@ -81,7 +66,7 @@ def register(app: typer.Typer) -> None:
                 accelerators=accelerators,
             )
         except errors as exc:
-            _fail(exc)
+            fail(exc)
         _show(dep, as_json)
 
     @deploy.command("promote")
@@ -92,7 +77,7 @@ def register(app: typer.Typer) -> None:
         try:
             _show(promote(_open(project), deploy_id), as_json)
         except errors as exc:
-            _fail(exc)
+            fail(exc)
 
     @deploy.command("reject")
     def reject_command(
@@ -107,7 +92,7 @@ def register(app: typer.Typer) -> None:
         try:
             _show(reject(_open(project), deploy_id, reason), as_json)
         except errors as exc:
-            _fail(exc)
+            fail(exc)
 
     @deploy.command("rollback")
     def rollback_command(
@@ -119,7 +104,7 @@ def register(app: typer.Typer) -> None:
         try:
             _show(rollback(_open(project), deploy_id), as_json)
         except errors as exc:
-            _fail(exc)
+            fail(exc)
 
     @deploy.command("drift")
     def drift_command(
@@ -145,7 +130,7 @@ def register(app: typer.Typer) -> None:
                 return
             entry = drift(proj, deploy_id, tolerance)
         except errors as exc:
-            _fail(exc)
+            fail(exc)
         typer.echo(json.dumps(entry))
         if entry["drifted"]:
             raise typer.Exit(1)
@@ -170,7 +155,7 @@ def register(app: typer.Typer) -> None:
         try:
             _show(stop(_open(project), deploy_id), as_json)
         except errors as exc:
-            _fail(exc)
+            fail(exc)
 
     runtime = typer.Typer(help="Serving runtimes in their own venvs (user cache dir).", no_args_is_help=True)
     deploy.add_typer(runtime, name="runtime")
@@ -186,7 +171,7 @@ def register(app: typer.Typer) -> None:
         try:
             python = rt.install_runtime(name, gpu=gpu)
         except (ValueError, RuntimeError, OSError) as exc:
-            _fail(exc)
+            fail(exc)
         typer.echo(json.dumps({"runtime": name, "python": str(python), "version": rt.runtime_version(name)}))
 
     @runtime.command("status")

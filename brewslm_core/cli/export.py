@@ -11,22 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from typer.core import TyperGroup
 
-
-class _ExportGroup(TyperGroup):
-    """``export PROJECT RUN …`` runs ``export create``; known subcommands run as usual."""
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        if args and not args[0].startswith("-") and args[0] not in self.commands:
-            args = ["create", *args]
-        return super().parse_args(ctx, args)
-
-
-def _fail(exc: Exception) -> None:
-    code = getattr(exc, "reason_code", None)
-    typer.echo(f"error: {exc}" + (f" [{code}]" if code else ""), err=True)
-    raise typer.Exit(2) from exc
+from .options import CreateByDefault, fail
 
 
 def _summary(bundle: Any) -> str:
@@ -38,7 +24,7 @@ def _summary(bundle: Any) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    group = typer.Typer(cls=_ExportGroup, no_args_is_help=True,
+    group = typer.Typer(cls=CreateByDefault, no_args_is_help=True,
                         help="Export a trained run: adapter, merged HF, GGUF (llama.cpp) or a vLLM bundle.")
     app.add_typer(group, name="export")
 
@@ -59,7 +45,7 @@ def register(app: typer.Typer) -> None:
             project = Project.open(project_dir)
             bundle = export(project, run_id, fmt, quant, actor="cli")
         except (ProjectError, ExportError) as exc:
-            _fail(exc)
+            fail(exc)
             return
         typer.echo(json.dumps(bundle.to_dict()) if as_json else _summary(bundle))
 
@@ -75,7 +61,7 @@ def register(app: typer.Typer) -> None:
         try:
             project = Project.open(project_dir)
         except ProjectError as exc:
-            _fail(exc)
+            fail(exc)
             return
         for bundle in list_exports(project):
             typer.echo(json.dumps(bundle.to_dict()) if as_json else _summary(bundle))
@@ -93,7 +79,7 @@ def register(app: typer.Typer) -> None:
             project = Project.open(project_dir)
             bundle = load_bundle(project, export_id)
         except (ProjectError, FileNotFoundError, ValueError) as exc:
-            _fail(exc)
+            fail(exc)
             return
         smoke_path = Path(bundle.path) / "smoke.json"
         smoke = json.loads(smoke_path.read_text(encoding="utf-8")) if smoke_path.is_file() else None

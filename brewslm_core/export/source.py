@@ -69,7 +69,7 @@ def read_run(project: Project, run_id: str) -> RunSource:
         raise ExportError(
             "export_artifact_missing",
             f"run {run_id!r} has no plan.json under {run_dir}; runs with a plan: "
-            f"{', '.join(known) or 'none'} (train one with `brewslm train PROJECT`)",
+            f"{', '.join(known) or 'none'} (train one with `brewslm train run PROJECT`)",
         )
     plan = json.loads(plan_path.read_text(encoding="utf-8"))
     weights = run_dir / "adapter"
