@@ -7,9 +7,10 @@ from typing import Any
 from ..contracts.base import Contract, contract
 from ..contracts.reasons import TASK_PROFILES
 from .packing import STRATEGIES
+from .speed import ADAMW_IMPLS
 
 METHODS = ("lora", "qlora", "full")  # qlora = LoRA over a 4-bit NF4 base (bitsandbytes)
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")  # auto = bf16 where the device has it natively
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -43,7 +44,9 @@ class TrainConfig(Contract):
     checkpoint_every: int = 0  # steps; 0 = no periodic checkpoints
     keep_checkpoints: int = 2
     device: str = "auto"
-    precision: str = "fp32"  # autocast dtype on the device; fp32 = no autocast
+    precision: str = "fp32"  # autocast dtype on the device; fp32 = no autocast; auto: see train/speed.py
+    compile: bool = False  # torch.compile the model (dynamic shapes; compile time is part of the run)
+    adamw: str = "auto"  # AdamW kernel: auto (fused unless FSDP) | fused | foreach | loop
     threads: int = 0  # torch CPU threads; 0 = all cores
     max_seconds: float | None = None  # wallclock budget -> training_timeout
     max_rss_mb: int | None = None  # RSS watchdog -> training_oom; None = 90% of available RAM
@@ -82,6 +85,8 @@ class TrainConfig(Contract):
             )
         if self.precision not in PRECISIONS:
             out.append(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
+        if self.adamw not in ADAMW_IMPLS:
+            out.append(f"adamw must be one of {ADAMW_IMPLS}, not {self.adamw!r}")
         if self.device not in DEVICES:
             out.append(f"device must be one of {DEVICES}, not {self.device!r}")
         if self.batching not in STRATEGIES:

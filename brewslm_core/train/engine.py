@@ -29,6 +29,7 @@ from .handlers import get_handler
 from .handlers.lora import count_params
 from .packing import plan_epoch
 from .sharding import Replicated, choose
+from .speed import adamw_options, compile_model, resolve_precision
 from .trace import TraceWriter
 
 if TYPE_CHECKING:
@@ -261,20 +262,23 @@ class _Run:
         self.model = self.sharding.prepare(self.handler.build_model(cfg).to(device))
         self.model.train()
         self.params = [p for p in self.model.parameters() if p.requires_grad]
+        auto = self.sharding.optimizer_options(self.params, device)
         self.optimizer = torch.optim.AdamW(
-            self.params, lr=cfg.lr, weight_decay=cfg.weight_decay,
-            **self.sharding.optimizer_options(self.params, device),
+            self.params, lr=cfg.lr, weight_decay=cfg.weight_decay, **adamw_options(cfg.adamw, auto)
         )
+        if cfg.compile:
+            compile_model(self.model)  # in place: state-dict keys (checkpoints, resume) unchanged
         self._schedule(len(self.examples))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, _linear_schedule(cfg.warmup_steps, self.total_steps)
         )
+        self.precision = resolve_precision(cfg.precision, device)
         trace_at = self._resume() if resume else None
         self._write_plan(model_path, self.model, len(train_rows), len(self.examples), device, resume)
         if self.dist.main:
             self.trace = TraceWriter(self.dir / "trace.jsonl", truncate_at=trace_at)
-        self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         self.plans: dict[int, list[list[int]]] = {}
 
     def _schedule(self, n_examples: int) -> None:
@@ -435,6 +439,9 @@ class _Run:
             "backend": f"torch-{device.type}" + (f"-{shards}" if shards != "none" else ""),
             "world_size": self.dist.world,
             "sharding": shards,
+            # the speed levers as run (precision "auto" resolved for this device)
+            "speed": {"precision": self.precision, "compile": self.config.compile,
+                      "adamw": self.config.adamw},
             **self.lineage,
         }
         if self.sharding.note:
