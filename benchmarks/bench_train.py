@@ -49,6 +49,22 @@ from .common import peak_rss_mb
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("BREWSLM_SHARED_DATA", REPO.parent / "shared" / "data"))
 VARIANTS = ("hf-pad-max", "hf-dynamic", "hf-grouped", "ours")
+# a variant may carry levers after "+" (e.g. ours+compile, ours+bf16, hf-grouped+bf16), each
+# measured alone against the same base; HF takes only bf16 (its bf16=True, CPU autocast)
+LEVERS = {"compile": {"compile": True}, "bf16": {"precision": "bf16"}, "auto": {"precision": "auto"},
+          "foreach": {"adamw": "foreach"}, "loop": {"adamw": "loop"}}
+
+
+def split_variant(name: str) -> tuple[str, list[str]]:
+    base, *levers = name.split("+")
+    return base, levers
+
+
+def lever_config(name: str) -> dict:
+    out: dict = {}
+    for lever in split_variant(name)[1]:
+        out.update(LEVERS[lever])
+    return out
 
 
 # ---- data ---------------------------------------------------------------------------------
@@ -73,10 +89,11 @@ def task_data(spec: dict) -> tuple[list[dict], list[dict]]:
 
 
 # ---- measurements -------------------------------------------------------------------------
-def matmul_peak_gflops(size: int = 1024, reps: int = 5) -> float:
+def matmul_peak_gflops(size: int = 1024, reps: int = 5, dtype: str = "fp32") -> float:
     import torch
 
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    kind = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+    a, b = torch.randn(size, size, dtype=kind), torch.randn(size, size, dtype=kind)
     torch.mm(a, b)
     best = float("inf")
     for _ in range(reps):
@@ -147,6 +164,7 @@ def run_ours(spec: dict) -> dict:
         eval_max_rows=spec["n_eval"],
         lora_r=16,
         lora_alpha=32,
+        **lever_config(spec["variant"]),
     )
     from brewslm_core.train import get_handler, read_trace
     from brewslm_core.train.base_model import resolve_model_path
@@ -263,7 +281,10 @@ def run_hf(spec: dict) -> dict:
             use_cpu=True,
             dataloader_num_workers=0,
             remove_unused_columns=False,
-            train_sampling_strategy="group_by_length" if spec["variant"] == "hf-grouped" else "random",
+            train_sampling_strategy=(
+                "group_by_length" if split_variant(spec["variant"])[0] == "hf-grouped" else "random"
+            ),
+            bf16="bf16" in split_variant(spec["variant"])[1],  # CPU autocast in bf16, as ours
         )
         trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collate)
         out = trainer.train()
@@ -303,7 +324,7 @@ def run_one(spec: dict) -> dict:
     import torch
 
     torch.set_num_threads(spec["threads"])
-    result = run_ours(spec) if spec["variant"] == "ours" else run_hf(spec)
+    result = run_ours(spec) if split_variant(spec["variant"])[0] == "ours" else run_hf(spec)
     result["peak_rss_mb"] = peak_rss_mb()
     result["threads_after"] = torch.get_num_threads()  # nothing in the run changed it
     return result
@@ -336,8 +357,11 @@ def specs(args) -> list[dict]:
         else:
             raise SystemExit(f"unknown task {task!r}: use cls, sft or sft-full")
         for variant in args.variants.split(","):
-            if variant not in VARIANTS:
-                raise SystemExit(f"unknown variant {variant!r}: use {', '.join(VARIANTS)}")
+            name, levers = split_variant(variant)
+            bad = [x for x in levers if x not in LEVERS or (name != "ours" and x != "bf16")]
+            if name not in VARIANTS or bad:
+                raise SystemExit(f"unknown variant {variant!r}: use {', '.join(VARIANTS)}, optionally "
+                                 f"with +{'/+'.join(LEVERS)} (HF variants: +bf16 only)")
             out.append({**base, "variant": variant, "threads": args.threads})
     return out
 
@@ -354,6 +378,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--sft-full", action="store_true", help="add full-fine-tuning SFT (sft-full)")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--json-out", help="also write the results here")
+    ap.add_argument("--rounds", type=int, default=1, help="paired rounds: every variant once per round, "
+                    "in the given order, back to back; medians and spread over the rounds are reported")
     args = ap.parse_args(argv)
     if not args.task:
         args.task = "cls,sft" if args.quick else "cls,sft,sft-full"
@@ -362,7 +388,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def finish(res: dict, peak: float) -> None:
+def finish(res: dict, peaks: dict) -> None:
+    """bf16 variants' MFU is against the bf16 matmul peak, the others' against fp32."""
+    levers = split_variant(res["variant"])[1]
+    peak = peaks["bf16" if "bf16" in levers or "auto" in levers else "fp32"]
     res["matmul_gflops"] = peak
     res["real_tok_s"] = res["real_tokens"] / res["seconds"]
     res["pad_share"] = 1 - res["real_tokens"] / max(res["tokens"], 1)
@@ -385,9 +414,14 @@ def main(argv: list[str] | None = None) -> None:
     # the peak is measured with the runs' thread count, before and after every run: the best
     # sample counts, since the box may be shared and a busy moment only lowers it
     torch.set_num_threads(args.threads)
-    peak = matmul_peak_gflops()
+
+    def sample(old: dict | None = None) -> dict:
+        new = {d: matmul_peak_gflops(dtype=d) for d in ("fp32", "bf16")}
+        return {d: max(new[d], (old or {}).get(d, 0.0)) for d in new}
+
+    peak = sample()
     results = []
-    for spec in specs(args):
+    for spec in [{**s, "round": r} for r in range(args.rounds) for s in specs(args)]:
         t = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-m", "benchmarks.bench_train", "--one", json.dumps(spec)],
@@ -401,15 +435,23 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{spec['task']}/{spec['variant']} failed:\n{proc.stderr[-3000:]}")
             continue
         res = {**spec, **json.loads(line[0][7:]), "wall_s": time.perf_counter() - t}
-        peak = max(peak, matmul_peak_gflops())
+        peak = sample(peak)
         finish(res, peak)
         results.append(res)
-        print(f"  done {spec['task']}/{spec['variant']}: {res['real_tok_s']:.0f} real tok/s "
-              f"in {res['wall_s']:.0f} s", flush=True)
-    peak = max(peak, matmul_peak_gflops())
+        print(f"  done {spec['task']}/{spec['variant']} (round {spec['round']}): {res['real_tok_s']:.0f} "
+              f"real tok/s in {res['wall_s']:.0f} s, eval "
+              f"{ {k: v for k, v in res['eval'].items() if k in ('eval_loss', 'accuracy')} }", flush=True)
+        if args.json_out:  # as it goes: a long run interrupted keeps what it measured
+            Path(args.json_out).write_text(json.dumps(results, indent=2))
+    peak = sample(peak)
+    print(f"matmul peak ({args.threads} threads, best sample): fp32 {peak['fp32']:.0f} GFLOP/s, "
+          f"bf16 {peak['bf16']:.0f} GFLOP/s")
     for res in results:
         finish(res, peak)
-    report(results)
+    if args.rounds > 1:
+        summary(results)
+    else:
+        report(results)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(results, indent=2))
 
@@ -489,6 +531,51 @@ def report(results: list[dict]) -> None:
                       f"{name}: {ratio:.2f}x real tokens/s{goal}")
         if base:
             print(quality_verdict(ours, base))
+
+
+def _med(values: list[float]) -> str:
+    import statistics
+
+    return f"{statistics.median(values):.2f} [{min(values):.2f}-{max(values):.2f}]"
+
+
+def summary(results: list[dict]) -> None:
+    """Paired rounds: per variant the median (and min-max) real tokens/s, MFU and eval quality; per
+    lever variant the median of its per-round ratio against hf-grouped of the same precision and
+    against plain ours (the lever measured alone)."""
+    import statistics
+
+    for task in dict.fromkeys(r["task"] for r in results):
+        rows = [r for r in results if r["task"] == task]
+        first = rows[0]
+        print(f"\n== {task}: {first['method']} fine-tuning, batch {first['batch']}, {first['steps']} steps, "
+              f"{first['threads']} threads, {max(r['round'] for r in rows) + 1} paired rounds, matmul peak "
+              f"{first['matmul_gflops']:.0f} GFLOP/s; median [min-max] ==")
+        by: dict[str, dict[int, dict]] = {}
+        for r in rows:
+            by.setdefault(r["variant"], {})[r["round"]] = r
+        for name, runs in by.items():
+            rs = list(runs.values())
+            ev = [r["eval"] for r in rs]
+            quality = f"eval loss {_med([e['eval_loss'] for e in ev])}"
+            if "accuracy" in ev[0]:
+                quality += f", acc {_med([e['accuracy'] for e in ev])}"
+            line = (f"{name:<18} real tok/s {_med([r['real_tok_s'] for r in rs])}  pad "
+                    f"{100 * statistics.median(r['pad_share'] for r in rs):.1f}%  MFU "
+                    f"{_med([100 * r['mfu'] for r in rs])}%  {quality}")
+            levers = split_variant(name)[1]
+            hf = "hf-grouped" + ("+bf16" if "bf16" in levers else "")
+            for other in dict.fromkeys([hf, "ours"]):
+                if other == name or other not in by:
+                    continue
+                ratios = [runs[k]["real_tok_s"] / by[other][k]["real_tok_s"] for k in runs if k in by[other]]
+                if ratios:
+                    line += f"  x {other}: {_med(ratios)}"
+            print(line)
+        for name, runs in by.items():
+            base = by.get("hf-grouped" + ("+bf16" if "bf16" in split_variant(name)[1] else ""))
+            if base and split_variant(name)[0] == "ours":
+                print(f"{name}: {quality_verdict(runs[max(runs)], base[max(base)])}")
 
 
 if __name__ == "__main__":
