@@ -1,5 +1,6 @@
-"""Shared pieces for the deploy tests: a project with a gold split, export bundles laid out in
-the agreed manifest shape from the real SmolLM2 folder, eval reports, a LoRA adapter.
+"""Shared pieces for the deploy tests: a project with a gold split, a real tiny trained run and its
+real eval report (``trained_run``, ``promotable_report``); for the action tests, export bundles laid
+out in the agreed manifest shape from the real SmolLM2 folder, eval reports, a LoRA adapter.
 
 While the export and evaluate stages have not landed ``load_bundle``/``latest_report``, deploy
 reads these on-disk shapes; the tests build them exactly as agreed in issue 10.
@@ -21,6 +22,7 @@ from brewslm_core.mapping.store import append_commit
 RUN_ID = "exp-deploytest"
 # Questions SmolLM2-135M-Instruct answers at temperature 0 with the expected word (measured) but
 # for the last one (it says Neptune): the gold pass rate starts below 1, so drift has room both ways.
+# (The deploy tests of real trained runs use TRAINED_GOLD below.)
 GOLD = [
     ("What is the capital of France?", "Paris"),
     ("What is 2 + 2?", "4"),
@@ -28,6 +30,20 @@ GOLD = [
     ("What is the opposite of hot?", "cold"),
     ("Name the largest planet in our solar system.", "Jupiter"),
 ]
+
+
+# For trained_run(): after its 2 LoRA steps on the first alpaca rows (one translates into French),
+# SmolLM2 still answers the first two with the expected word and misses the last (measured: it answers
+# in French); three prompts keep every smoke/drift check cheap.
+TRAINED_GOLD = [
+    ("How many days are in a week?", "7"),
+    ("What is the opposite of hot?", "cold"),
+    ("What is the capital of France?", "Paris"),
+]
+LORA_LR = 1e-3
+# every gold prompt answered, and a gold loss below a uniform guess over SmolLM2's 49152-token
+# vocabulary (ln 49152 ≈ 10.8)
+RELEASE_GATES = ("generated_n >= 3", "eval_loss <= 10")
 
 
 def smollm2_dir() -> Path:
@@ -74,6 +90,33 @@ def gold_project(project, shared_data, gold: list[tuple[str, str]] = GOLD):
     manifest = prepare(project, task_profile="seq2seq", eval_fraction=0.25, max_length=64)
     assert manifest.counts["gold"] == len(gold)
     return project
+
+
+def trained_run(project, lr: float = LORA_LR) -> str:
+    """A real 2-step LoRA SFT run of SmolLM2 on the project's prepared rows (as tests/test_export.py
+    trains it), at a learning rate that changes the logits but keeps the gold answers."""
+    import torch
+
+    from brewslm_core.train.runner import train_project
+
+    torch.set_num_threads(2)
+    result = train_project(project, {"method": "lora", "lora_r": 4, "batch_size": 2, "max_steps": 2,
+                                     "threads": 2, "lr": lr})
+    assert result.status == "completed", result.error
+    return result.run_id
+
+
+def promotable_report(project, run_id: str):
+    """The real evaluate() of ``run_id`` on the gold split with a pack whose gates the run passes."""
+    from brewslm_core.evaluate import evaluate
+
+    (project.root / "evals").mkdir(exist_ok=True)
+    pack = {"name": "release", "dataset": "gold", "gates": list(RELEASE_GATES)}
+    (project.root / "evals" / "release.json").write_text(json.dumps(pack), encoding="utf-8")
+    report = evaluate(project, run_id, "release")
+    assert report.promotable, report.not_promotable_reason
+    assert report.run_id == run_id and [g.passed for g in report.gates] == [True] * len(RELEASE_GATES)
+    return report
 
 
 def _link_tree(src: Path, dst: Path) -> list[dict]:
