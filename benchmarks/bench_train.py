@@ -563,9 +563,9 @@ def summary(results: list[dict]) -> None:
             line = (f"{name:<18} real tok/s {_med([r['real_tok_s'] for r in rs])}  pad "
                     f"{100 * statistics.median(r['pad_share'] for r in rs):.1f}%  MFU "
                     f"{_med([100 * r['mfu'] for r in rs])}%  {quality}")
-            levers = split_variant(name)[1]
+            base, levers = split_variant(name)
             hf = "hf-grouped" + ("+bf16" if "bf16" in levers else "")
-            for other in dict.fromkeys([hf, "ours"]):
+            for other in dict.fromkeys([hf, "ours"] if base == "ours" else []):
                 if other == name or other not in by:
                     continue
                 ratios = [runs[k]["real_tok_s"] / by[other][k]["real_tok_s"] for k in runs if k in by[other]]
