@@ -1,10 +1,20 @@
-"""The local target end to end: `transformers serve` over a merged SmolLM2 export, talked to with
-the official openai client; promote, supersede, rollback and drift (now and on a schedule)."""
+"""The local target end to end: `transformers serve` over the real merged HF export of a 2-step LoRA
+SFT run of SmolLM2, talked to with the official openai client; promote on the run's real eval report,
+supersede, rollback and drift (now and on a schedule)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from test_deploy_support import gold_project, lay_out_export, perturbed_model, smollm2_dir, write_report
+from test_deploy_support import (
+    TRAINED_GOLD,
+    gold_project,
+    perturbed_model,
+    promotable_report,
+    smollm2_dir,
+    trained_run,
+)
 
 from brewslm_core import tasks
 from brewslm_core.deploy import (
@@ -21,18 +31,22 @@ from brewslm_core.deploy import (
 )
 from brewslm_core.deploy.client import openai_client
 from brewslm_core.deploy.serve import free_port, is_running
+from brewslm_core.export import export
 
 pytestmark = pytest.mark.slow
 
 
 def test_local_lifecycle_promote_supersede_rollback_and_drift(project, shared_data, tmp_path):
-    gold_project(project, shared_data)
-    lay_out_export(project, "export-hf01", smollm2_dir(), fmt="hf")
+    gold_project(project, shared_data, TRAINED_GOLD)
+    run_id = trained_run(project)
+    bundle = export(project, run_id, "hf")
+    assert bundle.format == "hf" and bundle.source_run == run_id
+    export_id = bundle.export_id
     noisy_dir = perturbed_model(smollm2_dir(), tmp_path / "noisy")
     port = free_port()
     started = []
     try:
-        a = deploy(project, "export-hf01", "local", port=port, threads=1)
+        a = deploy(project, export_id, "local", port=port, threads=1)
         started.append(a)
         assert (a.server, a.status, a.endpoint) == (
             "transformers-serve",
@@ -45,9 +59,9 @@ def test_local_lifecycle_promote_supersede_rollback_and_drift(project, shared_da
             model=a.served_model_name,
             temperature=0.0,
             max_tokens=12,
-            messages=[{"role": "user", "content": "What is the capital of France?"}],
+            messages=[{"role": "user", "content": "How many days are in a week?"}],
         )
-        assert "Paris" in reply.choices[0].message.content
+        assert "7" in reply.choices[0].message.content  # the trained run's own answer (measured)
         chunks = api.chat.completions.create(
             model=a.served_model_name,
             temperature=0.0,
@@ -57,16 +71,17 @@ def test_local_lifecycle_promote_supersede_rollback_and_drift(project, shared_da
         )
         assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) >= 2
 
-        write_report(project, promotable=True)
+        report = promotable_report(project, run_id)
         a = promote(project, a.deploy_id)
         assert a.status == "promoted" and a.predecessor is None and a.smoke.ok
+        assert a.export_id == export_id and report.eval_id
         gold = a.smoke.gold
-        assert gold.source == "prepared/gold.jsonl" and gold.n == 5
+        assert gold.source == "prepared/gold.jsonl" and gold.n == len(TRAINED_GOLD)
         assert a.baseline_pass_rate == gold.passed / gold.n > 0
         assert {e["id"] for e in gold.examples} and all("output" in e for e in gold.examples)
 
         # a second deployment of the same export: the user's URL of the running server
-        b = deploy(project, "export-hf01", "vllm", endpoint=a.endpoint)
+        b = deploy(project, export_id, "vllm", endpoint=a.endpoint)
         b = promote(project, b.deploy_id)
         assert b.predecessor == a.deploy_id
         assert get(project, a.deploy_id).status == "superseded"
@@ -82,7 +97,8 @@ def test_local_lifecycle_promote_supersede_rollback_and_drift(project, shared_da
         assert exc.value.reason_code == "deployment_rollback_no_predecessor"
 
         # the weights behind a's export are replaced and its server restarted: drift shows it
-        weights = project.exports_dir / "export-hf01" / "model" / "model.safetensors"
+        weights = Path(bundle.path) / "model.safetensors"
+        assert weights.is_file() and not weights.is_symlink()  # the export's own merged weights
         weights.unlink()
         weights.symlink_to(noisy_dir / "model.safetensors")
         a = restart(project, a.deploy_id)
