@@ -327,7 +327,8 @@ def test_track3_lesson01_timeline_filter_and_sql(tmp_path, start_server, offline
         "() => [...document.querySelectorAll('.bsl-timeline th')].map(t => t.textContent).join(',')"
         " === 'stage,events'")
     assert page.locator(".bsl-timeline .bsl-sql").input_value() == query
-    assert page.locator(".bsl-timeline .bsl-busy").count() == 0
+    # the busy line clears once the result is in (a separate update: wait for it, never stuck)
+    page.wait_for_function("!document.querySelector('.bsl-timeline .bsl-busy')")
     in_sql = lab.rerun_check()
     assert "Back to filters" in in_sql, in_sql  # said in words, not a KeyError
     page.click(".bsl-timeline .bsl-clear-sql")
