@@ -40,7 +40,7 @@ chromium:
 # Two runs: the Playwright sync API keeps an event loop running on the main thread of a worker
 # for the rest of its session, which the Jupyter-server tests (pytest-jupyter) cannot share.
 test: $(STAMP) lint chromium
-	$(BIN)/python -m pytest -q -n 2 --timeout 900 --ignore=tests/browser
+	$(BIN)/python -m pytest -q -n 2 --timeout 900 --durations=15 --ignore=tests/browser
 	$(BIN)/python -m pytest -q -n 2 --timeout 900 tests/browser
 
 bench: $(STAMP)
