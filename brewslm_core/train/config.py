@@ -47,6 +47,10 @@ class TrainConfig(Contract):
     precision: str = "fp32"  # autocast dtype on the device; fp32 = no autocast; auto: see train/speed.py
     compile: bool = False  # torch.compile the model (dynamic shapes; compile time is part of the run)
     adamw: str = "auto"  # AdamW kernel: auto (fused unless FSDP) | fused | foreach | loop
+    fast_dropout: bool = True  # CPU dropout masks from 16-bit random words (train/speed.py)
+    sparse_embedding_grads: bool = True  # embedding grads sparse, into one buffer kept across steps
+    fused_lm_loss: bool = True  # causal LMs: output layer + cross-entropy in chunks, no full logits
+    malloc_reuse: bool = True  # glibc keeps freed blocks for the next step (no page faults per step)
     threads: int = 0  # torch CPU threads; 0 = all cores
     max_seconds: float | None = None  # wallclock budget -> training_timeout
     max_rss_mb: int | None = None  # RSS watchdog -> training_oom; None = 90% of available RAM

@@ -29,7 +29,14 @@ from .handlers import get_handler
 from .handlers.lora import count_params
 from .packing import plan_epoch
 from .sharding import Replicated, choose
-from .speed import adamw_options, compile_model, resolve_precision
+from .speed import (
+    EmbeddingGrads,
+    adamw_options,
+    compile_model,
+    resolve_precision,
+    tune_malloc,
+    use_fast_dropout,
+)
 from .trace import TraceWriter
 
 if TYPE_CHECKING:
@@ -249,6 +256,7 @@ class _Run:
 
         cfg = self.config
         torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+        self.malloc_reuse = tune_malloc() if cfg.malloc_reuse else False
         self.device = device = pick_device(cfg.device)
         self.dist.start(device)
         self.sharding = choose(cfg, self.dist)
@@ -259,9 +267,15 @@ class _Run:
         self.examples = [e for e in self.handler.encode(train_rows) if e is not None]
         if not self.examples:
             raise ValueError(f"none of the {len(train_rows)} training rows could be encoded")
-        self.model = self.sharding.prepare(self.handler.build_model(cfg).to(device))
+        model = self.handler.build_model(cfg).to(device)
+        # inductor fuses its own dropout RNG; eager CPU runs take the fast mask (train/speed.py)
+        self.fast_dropout = use_fast_dropout(model, device) if cfg.fast_dropout and not cfg.compile else 0
+        self.model = self.sharding.prepare(model)
         self.model.train()
         self.params = [p for p in self.model.parameters() if p.requires_grad]
+        # sparse embedding grads need replicated weights (FSDP shards dense grads) and eager mode
+        sparse = cfg.sparse_embedding_grads and self.sharding.name in ("none", "ddp") and not cfg.compile
+        self.embedding_grads = EmbeddingGrads(self.model, self.params) if sparse else None
         auto = self.sharding.optimizer_options(self.params, device)
         self.optimizer = torch.optim.AdamW(
             self.params, lr=cfg.lr, weight_decay=cfg.weight_decay, **adamw_options(cfg.adamw, auto)
@@ -335,6 +349,8 @@ class _Run:
             self.scaler.scale(loss).backward()
             loss_sum, count = loss_sum + float(loss.detach()), count + n
             del batch, loss
+        if self.embedding_grads is not None:
+            self.embedding_grads.densify()
         if self.dist.active:  # sum before unscaling so every rank sees the same grads
             self.sharding.sync_grads(self.params)
             sums = self.dist.sum_numbers([loss_sum, count, tokens, real, samples], device)
@@ -364,10 +380,8 @@ class _Run:
         """Average the summed grads over ``count``, clip, step optimizer and schedule; (norm, lr)."""
         optimizer, scaler = self.optimizer, self.scaler
         scaler.unscale_(optimizer)
-        for p in self.params:  # summed losses: divide once by the step's true count
-            if p.grad is not None:
-                p.grad.div_(max(count, 1))
-        norm = self.sharding.clip(self.params, self.config.grad_clip or float("inf"))
+        # summed losses: the clip divides by the step's true count in the same pass
+        norm = self.sharding.clip(self.params, self.config.grad_clip or float("inf"), max(count, 1))
         scaler.step(optimizer)
         scaler.update()
         lr = self.scheduler.get_last_lr()[0]
@@ -441,7 +455,10 @@ class _Run:
             "sharding": shards,
             # the speed levers as run (precision "auto" resolved for this device)
             "speed": {"precision": self.precision, "compile": self.config.compile,
-                      "adamw": self.config.adamw},
+                      "adamw": self.config.adamw, "fast_dropout": self.fast_dropout,
+                      "malloc_reuse": self.malloc_reuse, "fused_lm_loss": self.config.fused_lm_loss,
+                      "sparse_embedding_grads": len(self.embedding_grads.tables)
+                      if self.embedding_grads else 0},
             **self.lineage,
         }
         if self.sharding.note:

@@ -62,10 +62,16 @@ class Replicated:
     def sync_grads(self, params: Sequence[torch.Tensor]) -> None:
         self.dist.sum_grads(params)
 
-    def clip(self, params: Sequence[torch.Tensor], max_norm: float) -> float:
+    def clip(self, params: Sequence[torch.Tensor], max_norm: float, count: int = 1) -> float:
+        """Grads are sums over ``count`` (examples or tokens): make them means and clip them to
+        ``max_norm`` in one multiply; the norm of the means."""
         import torch
 
-        return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        grads = [p.grad for p in params if p.grad is not None]
+        if not grads:
+            return 0.0
+        total = float(torch.nn.utils.get_total_norm(grads)) / count
+        return _scale(grads, total, max_norm, count)
 
     # ---- state in the one on-disk format ------------------------------------------------------
     def weights(self, model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -160,9 +166,9 @@ class Sharded(Replicated):
         summed here, as under DDP."""
         self.dist.sum_grads([p for p in params if not _is_sharded(p)])
 
-    def clip(self, params: Sequence[torch.Tensor], max_norm: float) -> float:
-        """clip_grad_norm_ over sharded and replicated gradients together: a shard adds its
-        local squares (summed over ranks), a replicated gradient counts once."""
+    def clip(self, params: Sequence[torch.Tensor], max_norm: float, count: int = 1) -> float:
+        """As ``Replicated.clip`` over sharded and replicated gradients together: a shard adds
+        its local squares (summed over ranks), a replicated gradient counts once."""
         import torch
         import torch.distributed as dist
 
@@ -172,11 +178,10 @@ class Sharded(Replicated):
         local = sum((g.to_local().double().pow(2).sum() for g in grads if _is_sharded(g)), zero)
         dist.all_reduce(local)
         plain = sum((g.double().pow(2).sum() for g in grads if not _is_sharded(g)), zero)
-        total = float((local + plain).sqrt())
-        coef = max_norm / (total + 1e-6)
-        if coef < 1.0:
-            for g in grads:
-                g.mul_(coef)
+        total = float((local + plain).sqrt()) / count
+        factor = _factor(total, max_norm, count)
+        for g in grads:
+            g.mul_(factor)
         return total
 
     def _options(self, cpu_offload: bool = True) -> Any:
@@ -297,3 +302,17 @@ def by_name(state: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
             {**g, "params": [names[int(k)] for k in g["params"]]} for g in state["param_groups"]
         ],
     }
+
+
+def _factor(total: float, max_norm: float, count: int) -> float:
+    """What turns summed grads of norm ``count * total`` into means clipped to ``max_norm``."""
+    return min(1.0, max_norm / (total + 1e-6)) / count
+
+
+def _scale(grads: list[torch.Tensor], total: float, max_norm: float, count: int) -> float:
+    import torch
+
+    factor = _factor(total, max_norm, count)
+    if factor != 1.0:
+        torch._foreach_mul_(grads, factor)
+    return total
