@@ -5,7 +5,8 @@ Rows are chat records (alpaca/sharegpt/messages), ``{"source","target"}`` pairs 
 are packed into rows with positions restarted per example: with no 2-D mask given,
 transformers reads the restarts as sequence boundaries and builds a block-causal mask, so no
 example attends to another. The LM head runs only where a loss is taken, which skips the
-vocabulary projection for every prompt token.
+vocabulary projection for every prompt token, and (``fused_lm_loss``) together with its
+cross-entropy in chunks, never holding [tokens, vocab] logits (``lm_loss.py``).
 
 With ``distill_from`` set, each example also carries the teacher's top-k next-token logprobs
 (``train/distill.py``) and the loss mixes the labels' cross-entropy with the teacher's:
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..distill import DistillError, load_capture, tokenizer_fingerprint
+from . import lm_loss
 from .base import IGNORE, Example, HandlerHooks, lay_out
 from .classification import device_of, to_device
 from .lora import causal_tokenizer, load_causal_lm
@@ -55,6 +57,7 @@ class Seq2SeqHandler(HandlerHooks):
         self.model_path: Path | None = None
         self.max_length = 512
         self.pack_length = 0
+        self.fused_head = True  # the output layer and its loss in chunks (lm_loss.py)
         self.project: Any = None
         # distillation (None = plain SFT, and no extra work anywhere)
         self.teacher: Any = None
@@ -93,6 +96,7 @@ class Seq2SeqHandler(HandlerHooks):
         self.tokenizer = causal_tokenizer(self.model_path)
         self.max_length = config.max_length
         self.pack_length = config.pack_length
+        self.fused_head = config.fused_lm_loss
         self.use_teacher(config)  # needs the tokenizer; a no-op unless distill_from is set
 
     def build_model(self, config: TrainConfig) -> torch.nn.Module:
@@ -212,22 +216,31 @@ class Seq2SeqHandler(HandlerHooks):
         }
 
     # ---- training -----------------------------------------------------------------------
-    def supervised_logits(self, model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, Any]:
-        """Logits at the positions that carry a loss (row-major order) and their mask."""
+    def supervised_hidden(self, model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, Any]:
+        """Last hidden states at the positions that carry a loss (row-major order), their mask."""
         decoder = model.get_decoder()
         hidden = decoder(
             input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False
         ).last_hidden_state
         keep = batch["target"] != IGNORE
-        return model.get_output_embeddings()(hidden[keep]), keep
+        return hidden[keep], keep
+
+    def supervised_logits(self, model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, Any]:
+        """Logits at the positions that carry a loss (row-major order) and their mask."""
+        hidden, keep = self.supervised_hidden(model, batch)
+        return model.get_output_embeddings()(hidden), keep
 
     def loss(self, model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
         import torch
 
-        logits, keep = self.supervised_logits(model, batch)
         if "teacher_ids" in batch and model.training:
+            logits, keep = self.supervised_logits(model, batch)
             return self._distill_loss(logits, batch["target"][keep], batch), int(keep.sum())
-        loss = torch.nn.functional.cross_entropy(logits.float(), batch["target"][keep], reduction="sum")
+        hidden, keep = self.supervised_hidden(model, batch)
+        head, target = model.get_output_embeddings(), batch["target"][keep]
+        if self.fused_head and lm_loss.fits(head):  # no [tokens, vocab] logits (lm_loss.py)
+            return lm_loss.linear_cross_entropy(hidden, head.weight, target), int(keep.sum())
+        loss = torch.nn.functional.cross_entropy(head(hidden).float(), target, reduction="sum")
         return loss, int(keep.sum())
 
     def _distill_loss(
