@@ -1,7 +1,7 @@
 """Training speed: our engine vs the HF Trainer on the same model, data, steps and batch size.
 
-    python -m benchmarks.bench_train            # --quick (default): cls + LoRA SFT, ~10 min on 2 cores
-    python -m benchmarks.bench_train --full     # 3 MiniLM epochs, 96-step SFT, LoRA and full SFT
+    python -m benchmarks.bench_train            # --quick (default): one epoch each of cls + LoRA SFT
+    python -m benchmarks.bench_train --full     # 3 epochs each, and full-fine-tuning SFT
     python -m benchmarks.bench_train --task sft-full --variants hf-grouped,ours
     python -m benchmarks.bench_train --task cls --steps 40 --threads 2
 
@@ -51,8 +51,15 @@ DATA = Path(os.environ.get("BREWSLM_SHARED_DATA", REPO.parent / "shared" / "data
 VARIANTS = ("hf-pad-max", "hf-dynamic", "hf-grouped", "ours")
 # a variant may carry levers after "+" (e.g. ours+compile, ours+bf16, hf-grouped+bf16), each
 # measured alone against the same base; HF takes only bf16 (its bf16=True, CPU autocast)
+# ours' default levers are on; "no…"/"dense…"/"plain…" turn one off to measure it alone. HF takes
+# +bf16 (its bf16=True) and +malloc (the same glibc setting as ours, applied before its run: how
+# much of a gap is only the allocator)
 LEVERS = {"compile": {"compile": True}, "bf16": {"precision": "bf16"}, "auto": {"precision": "auto"},
-          "foreach": {"adamw": "foreach"}, "loop": {"adamw": "loop"}}
+          "foreach": {"adamw": "foreach"}, "loop": {"adamw": "loop"},
+          "nofastdrop": {"fast_dropout": False}, "densegrads": {"sparse_embedding_grads": False},
+          "nomalloc": {"malloc_reuse": False}, "plainloss": {"fused_lm_loss": False},
+          "malloc": {}}
+HF_LEVERS = ("bf16", "malloc")
 
 
 def split_variant(name: str) -> tuple[str, list[str]]:
@@ -146,6 +153,28 @@ def flops_per_real_token(spec: dict, path, lengths: list[int], trainable: int) -
 
 
 # ---- one run (in a subprocess) --------------------------------------------------------------
+def warm_imports(profile: str) -> None:
+    """Import the model and tokenizer code both sides use before their clocks start.
+
+    A library import is the process's one-time cost (a notebook has it done already), not part of
+    a training call; HF's side imports its Trainer stack before ``t0``, so without this ours would
+    pay transformers' model-module imports inside its span and HF would not.
+    """
+    from transformers import AutoConfig, AutoTokenizer
+    from transformers.models.auto import modeling_auto
+
+    from brewslm_core.train.base_model import resolve_model_path
+
+    path = resolve_model_path("auto", profile)
+    kind = type(AutoConfig.from_pretrained(path))
+    for mapping in (modeling_auto.MODEL_MAPPING, modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING,
+                    modeling_auto.MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING):
+        if kind in mapping:
+            mapping[kind]  # resolving the class imports its module
+    AutoTokenizer.from_pretrained(path)
+    import peft  # noqa: F401  (LoRA on both sides)
+
+
 def run_ours(spec: dict) -> dict:
     from brewslm_core import Project
     from brewslm_core.train import TrainConfig, train
@@ -169,6 +198,7 @@ def run_ours(spec: dict) -> dict:
     from brewslm_core.train import get_handler, read_trace
     from brewslm_core.train.base_model import resolve_model_path
 
+    warm_imports(cfg.task_profile)
     with tempfile.TemporaryDirectory() as tmp:
         project = Project.create(Path(tmp) / "bench")
         # timed: the whole training call, rows in -> weights saved (tokenising, model build,
@@ -219,8 +249,13 @@ def run_hf(spec: dict) -> dict:
     from brewslm_core.train.handlers import IGNORE
 
     torch.set_num_threads(spec["threads"])
+    if "malloc" in split_variant(spec["variant"])[1]:
+        from brewslm_core.train.speed import tune_malloc
+
+        assert tune_malloc(), "glibc refused the allocator setting"
     profile = "classification" if spec["task"] == "cls" else "seq2seq"
     train_rows, eval_rows = task_data(spec)
+    warm_imports(profile)
     # timed from here to the saved model: tokenising, model load, Trainer, train(), save_model
     t0 = time.perf_counter()
     path = resolve_model_path("auto", profile)
@@ -331,37 +366,43 @@ def run_one(spec: dict) -> dict:
 
 
 # ---- orchestration ----------------------------------------------------------------------------
+CLS_TRAIN_ROWS = 10003  # banking77 train.csv
+SFT_TRAIN_ROWS = 999 - 32  # the alpaca demo (999 rows) less the 32 held-out rows
+
+
+def epoch_steps(rows: int, batch: int) -> int:
+    return -(-rows // batch)
+
+
 def specs(args) -> list[dict]:
-    """Every variant samples its batches from the whole train split (``n_train`` None) for the same
-    ``steps`` x ``batch`` examples: ours by length buckets, hf-grouped by HF's length groups, the
-    others at random; max_steps ends each run (cls --full: 3 epochs over all 10k rows)."""
+    """Every variant samples its batches from the whole train split (``n_train`` None). The default
+    span is one full epoch, so every variant trains every example once: over fewer steps the
+    samplers draw different lengths (HF's length grouping trains its longest megabatch first, ours
+    draws buckets at random), and tokens/s over a short span mostly measures that. ``--steps N``
+    stops every run after N steps instead; --full runs 3 epochs."""
     out = []
+    epochs = 1 if args.quick else 3
     for task in args.task.split(","):
         if task == "cls":
-            base = {"task": "cls", "method": "full", "lr": 1e-4, "batch": 32, "max_length": 64,
-                    "epochs": 1}
-            if args.quick:
-                steps = args.steps or 30
-                base.update(steps=steps, n_train=None, n_eval=300)
-            else:
-                base.update(n_train=10003, n_eval=3080, epochs=3,
-                            steps=args.steps or 3 * -(-10003 // 32))
+            base = {"task": "cls", "method": "full", "lr": 1e-4, "batch": 32, "max_length": 128,
+                    "epochs": epochs, "n_train": None, "n_eval": 300 if args.quick else 3080}
+            base["steps"] = args.steps or epochs * epoch_steps(CLS_TRAIN_ROWS, 32)
         elif task in ("sft", "sft-full"):
-            # 24 steps x 4 rows: long enough for the loss to move and the timing to settle,
-            # short enough that the four LoRA variants fit the quick run's ~10 minutes
-            steps = args.steps or (24 if args.quick else 96)
             full = task == "sft-full"
             base = {"task": task, "method": "full" if full else "lora",
                     "lr": 2e-5 if full else 2e-4, "batch": 4, "max_length": 256,
-                    "n_train": None, "n_eval": 32, "epochs": 1, "steps": steps}
+                    "n_train": None, "n_eval": 32, "epochs": epochs}
+            base["steps"] = args.steps or epochs * epoch_steps(SFT_TRAIN_ROWS, 4)
         else:
             raise SystemExit(f"unknown task {task!r}: use cls, sft or sft-full")
         for variant in args.variants.split(","):
             name, levers = split_variant(variant)
-            bad = [x for x in levers if x not in LEVERS or (name != "ours" and x != "bf16")]
+            allowed = HF_LEVERS if name != "ours" else [x for x in LEVERS if x != "malloc"]
+            bad = [x for x in levers if x not in allowed]
             if name not in VARIANTS or bad:
-                raise SystemExit(f"unknown variant {variant!r}: use {', '.join(VARIANTS)}, optionally "
-                                 f"with +{'/+'.join(LEVERS)} (HF variants: +bf16 only)")
+                ours = "/+".join(x for x in LEVERS if x != "malloc")
+                raise SystemExit(f"unknown variant {variant!r}: use {', '.join(VARIANTS)}, optionally with "
+                                 f"+{ours} (ours) or +{'/+'.join(HF_LEVERS)} (HF variants)")
             out.append({**base, "variant": variant, "threads": args.threads})
     return out
 
