@@ -10,11 +10,15 @@ Per task it trains, each in a fresh subprocess (so peak RSS is per run):
   hf-dynamic     HF Trainer, DataCollatorWithPadding, random batches
   hf-grouped     HF Trainer, DataCollatorWithPadding + train_sampling_strategy="group_by_length"
                  (the baseline: HF's best built-in setting)
-  ours           brewslm engine: length bucketing + packing with block-diagonal attention
+  ours           brewslm engine: length bucketing + packing with block-diagonal attention, and its
+                 default levers (fast CPU dropout, sparse embedding grads, malloc reuse, the
+                 chunked LM loss); ours+nofastdrop/+densegrads/+nomalloc/+plainloss turn one off,
+                 ours+bf16/+compile/+foreach/+loop add one; hf-*+bf16 and hf-*+malloc likewise
 Every variant runs with the same thread count (--threads, default 2), model, train split (batches
-sampled from all of it), batch size, steps and linear schedule, and is timed over the same span:
-the whole training call, rows in to weights saved (tokenising, model load, the loop, the save;
-scoring is after and untimed). Ours also reports its loop-only time (the sum of step timers).
+sampled from all of it), batch size, steps (default: one full epoch, so every variant trains every
+example once) and linear schedule, and is timed over the same span: the whole training call, rows
+in to weights saved (tokenising, model load, the loop, the save; scoring is after and untimed;
+library imports are done before either clock starts). Ours also reports its loop-only time.
 Real (non-pad) tokens/s are reported as ratios of ours against
 hf-grouped (the goal: >= 1.2x), hf-dynamic and hf-pad-max, with absolute figures, peak RSS and
 model FLOPs utilisation against a matmul peak measured in this run with the same thread count.
