@@ -424,7 +424,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--json-out", help="also write the results here")
     ap.add_argument("--rounds", type=int, default=1, help="paired rounds: every variant once per round, "
-                    "in the given order, back to back; medians and spread over the rounds are reported")
+                    "back to back, the order rotated by one each round; medians and spread are reported")
     args = ap.parse_args(argv)
     if not args.task:
         args.task = "cls,sft" if args.quick else "cls,sft,sft-full"
@@ -441,6 +441,17 @@ def finish(res: dict, peaks: dict) -> None:
     res["real_tok_s"] = res["real_tokens"] / res["seconds"]
     res["pad_share"] = 1 - res["real_tokens"] / max(res["tokens"], 1)
     res["mfu"] = res["flops_per_token"] * res["real_tok_s"] / (peak * 1e9)
+
+
+def rotated(runs: list[dict], by: int) -> list[dict]:
+    """Round ``by`` runs each task's variants in an order rotated ``by`` places: a shared box's
+    speed drifts over minutes, and a fixed order would hand that drift to the same variant."""
+    out: list[dict] = []
+    for task in dict.fromkeys(r["task"] for r in runs):
+        mine = [r for r in runs if r["task"] == task]
+        k = by % len(mine)
+        out += mine[k:] + mine[:k]
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -466,7 +477,7 @@ def main(argv: list[str] | None = None) -> None:
 
     peak = sample()
     results = []
-    for spec in [{**s, "round": r} for r in range(args.rounds) for s in specs(args)]:
+    for spec in [{**s, "round": r} for r in range(args.rounds) for s in rotated(specs(args), r)]:
         t = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-m", "benchmarks.bench_train", "--one", json.dumps(spec)],

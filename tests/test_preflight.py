@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from brewslm_core import Project
 from brewslm_core.contracts.preflight import TrainPlan
@@ -193,6 +194,17 @@ def test_precision_the_device_lacks_blocks(prepared: Project) -> None:
                        hardware=with_bf16)
     assert not [b for b in report.blockers if b.check == "capability"]
     assert report.estimate.basis["activation_bytes"] < 4  # autocast halves saved activations
+
+
+def test_auto_precision_is_picked_for_the_hardware_and_written_into_the_plan(prepared: Project) -> None:
+    hw = detect_hardware()
+    for native, want in ((True, "bf16"), (False, "fp32")):
+        report = preflight(prepared, {"precision": "auto", "device": "cpu"}, probe=False,
+                           hardware=dataclasses.replace(hw, bf16={"cpu": native}))
+        assert report.plan is not None, report.blockers
+        assert report.plan.precision == want and report.plan.config["precision"] == want
+        accelerate = yaml.safe_load(report.plan.accelerate["config_yaml"])
+        assert accelerate["mixed_precision"] == ("bf16" if want == "bf16" else "no")
 
 
 def test_cuda_asked_for_without_a_gpu_blocks(prepared: Project) -> None:

@@ -135,6 +135,7 @@ def preflight(
         _check_dependencies(cfg, project, found)
         ref = _check_model(cfg, found)
         device = device_for(cfg.device, hw)
+        cfg = _pick_precision(cfg, device, hw)
         _check_capability(cfg, ref, device, hw, found)
         if ref is not None and not found.blocked("model"):
             estimate = _check_memory(cfg, ref, manifest, device, hw, max_memory_mb, found, runtime)
@@ -330,6 +331,14 @@ def _check_capability(cfg: TrainConfig, ref: ModelRef | None, device: str, hw: H
     if len(found.blockers) == before:
         found.ok("capability", f"{cfg.task_profile} handler; {ref.kind if ref else '?'} model; "
                                f"{device} with {cfg.precision}")
+
+
+def _pick_precision(cfg: TrainConfig, device: str, hw: HardwareInfo) -> TrainConfig:
+    """``precision='auto'`` becomes bf16 where ``device`` runs it natively, else fp32; the plan
+    (and the run it launches) carries the choice, not "auto"."""
+    if cfg.precision != "auto":
+        return cfg
+    return replace(cfg, precision="bf16" if hw.bf16.get(device, False) else "fp32")
 
 
 def _ranks(device: str, hw: HardwareInfo, runtime: dict[str, Any]) -> tuple[int, int, bool]:
