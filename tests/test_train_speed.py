@@ -73,11 +73,11 @@ def test_bf16_steps_reach_the_fp32_losses_and_the_plan_records_it(project, share
     # same seed, same batches, same dropout draws: only the matmul precision differs
     assert got == pytest.approx(want, rel=0.03)
     assert got != want  # bf16 really ran (bitwise-equal losses would mean autocast was off)
-    # full fine-tuning: MiniLM's 3 embedding tables take sparse grads; its 19 dropout modules
-    # the fast mask; malloc_reuse where the C library is glibc
+    # MiniLM's 19 dropout modules take the fast mask; malloc_reuse where the C library is glibc;
+    # sparse embedding grads are off by default (measured slower in the whole loop)
     assert _plan(project, bf16)["speed"] == {
         "precision": "bf16", "compile": False, "adamw": "auto", "fast_dropout": 19,
-        "sparse_embedding_grads": 3, "malloc_reuse": tune_malloc(), "fused_lm_loss": True,
+        "sparse_embedding_grads": 0, "malloc_reuse": tune_malloc(), "fused_lm_loss": True,
     }
     auto = train(project, small(max_steps=1, precision="auto"), rows)
     assert _plan(project, auto)["speed"]["precision"] == resolve_precision("auto", torch.device("cpu"))
@@ -227,7 +227,8 @@ def test_sparse_embedding_grads_give_the_dense_weights_and_resume_exactly(projec
 
     torch.set_num_threads(1)
     rows = banking_rows(shared_data, 40)
-    cfg = small(method="full", lr=2e-4, max_steps=5, epochs=2, checkpoint_every=2)
+    cfg = small(method="full", lr=2e-4, max_steps=5, epochs=2, checkpoint_every=2,
+                sparse_embedding_grads=True)
     dense = train(project, replace(cfg, sparse_embedding_grads=False), rows)
     sparse = train(project, cfg, rows)
     assert _plan(project, sparse)["speed"]["sparse_embedding_grads"] == 3  # word, position, type
