@@ -53,16 +53,14 @@ from .common import peak_rss_mb
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("BREWSLM_SHARED_DATA", REPO.parent / "shared" / "data"))
 VARIANTS = ("hf-pad-max", "hf-dynamic", "hf-grouped", "ours")
-# a variant may carry levers after "+" (e.g. ours+compile, ours+bf16, hf-grouped+bf16), each
-# measured alone against the same base; HF takes only bf16 (its bf16=True, CPU autocast)
-# "no…"/"plain…" turn one of ours' default levers off, the others add one, to measure it alone. HF takes
-# +bf16 (its bf16=True) and +malloc (the same glibc setting as ours, applied before its run: how
-# much of a gap is only the allocator)
+# a variant may carry levers after "+" (ours+bf16, ours+nomalloc, hf-grouped+bf16), each measured
+# alone against the same base. Ours: "no…"/"plain…" turn one of its default levers off, the others
+# add one (the TrainConfig settings below). HF takes +bf16 (its bf16=True) and +malloc (the same
+# glibc setting as ours, applied before its run: how much of a gap is only the allocator)
 LEVERS = {"compile": {"compile": True}, "bf16": {"precision": "bf16"}, "auto": {"precision": "auto"},
           "foreach": {"adamw": "foreach"}, "loop": {"adamw": "loop"},
           "nofastdrop": {"fast_dropout": False}, "sparsegrads": {"sparse_embedding_grads": True},
-          "nomalloc": {"malloc_reuse": False}, "plainloss": {"fused_lm_loss": False},
-          "malloc": {}}
+          "nomalloc": {"malloc_reuse": False}, "plainloss": {"fused_lm_loss": False}}
 HF_LEVERS = ("bf16", "malloc")
 
 
@@ -401,12 +399,10 @@ def specs(args) -> list[dict]:
             raise SystemExit(f"unknown task {task!r}: use cls, sft or sft-full")
         for variant in args.variants.split(","):
             name, levers = split_variant(variant)
-            allowed = HF_LEVERS if name != "ours" else [x for x in LEVERS if x != "malloc"]
-            bad = [x for x in levers if x not in allowed]
+            bad = [x for x in levers if x not in (LEVERS if name == "ours" else HF_LEVERS)]
             if name not in VARIANTS or bad:
-                ours = "/+".join(x for x in LEVERS if x != "malloc")
                 raise SystemExit(f"unknown variant {variant!r}: use {', '.join(VARIANTS)}, optionally with "
-                                 f"+{ours} (ours) or +{'/+'.join(HF_LEVERS)} (HF variants)")
+                                 f"+{'/+'.join(LEVERS)} (ours) or +{'/+'.join(HF_LEVERS)} (HF variants)")
             out.append({**base, "variant": variant, "threads": args.threads})
     return out
 
@@ -589,6 +585,11 @@ def report(results: list[dict]) -> None:
             print(quality_verdict(ours, base))
 
 
+def baseline(name: str) -> str:
+    """The HF variant a variant is compared with: hf-grouped at the same precision."""
+    return "hf-grouped" + ("+bf16" if "bf16" in split_variant(name)[1] else "")
+
+
 def _med(values: list[float]) -> str:
     import statistics
 
@@ -619,9 +620,8 @@ def summary(results: list[dict]) -> None:
             line = (f"{name:<18} real tok/s {_med([r['real_tok_s'] for r in rs])}  pad "
                     f"{100 * statistics.median(r['pad_share'] for r in rs):.1f}%  MFU "
                     f"{_med([100 * r['mfu'] for r in rs])}%  {quality}")
-            base, levers = split_variant(name)
-            hf = "hf-grouped" + ("+bf16" if "bf16" in levers else "")
-            for other in dict.fromkeys([hf, "ours"] if base == "ours" else []):
+            base = split_variant(name)[0]
+            for other in dict.fromkeys([baseline(name), "ours"] if base == "ours" else []):
                 if other == name or other not in by:
                     continue
                 ratios = [runs[k]["real_tok_s"] / by[other][k]["real_tok_s"] for k in runs if k in by[other]]
@@ -629,7 +629,7 @@ def summary(results: list[dict]) -> None:
                     line += f"  x {other}: {_med(ratios)}"
             print(line)
         for name, runs in by.items():
-            base = by.get("hf-grouped" + ("+bf16" if "bf16" in split_variant(name)[1] else ""))
+            base = by.get(baseline(name))
             if base and split_variant(name)[0] == "ours":
                 print(f"{name}: {quality_verdict(runs[max(runs)], base[max(base)])}")
 

@@ -82,11 +82,11 @@ def test_classification_lowers_eval_loss_and_writes_run_folder(project, shared_d
     assert payload["final_train_loss"] == pytest.approx(result.final_train_loss)
 
 
-def _adapter_tensors(run_dir):
+def _adapter_tensors(run_dir, files=("adapter_model.safetensors", "head.safetensors")):
     from safetensors.torch import load_file
 
     out = {}
-    for name in ("adapter_model.safetensors", "head.safetensors"):
+    for name in files:
         out.update({f"{name}:{k}": v for k, v in load_file(str(run_dir / "adapter" / name)).items()})
     return out
 

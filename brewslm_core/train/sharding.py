@@ -71,7 +71,10 @@ class Replicated:
         if not grads:
             return 0.0
         total = float(torch.nn.utils.get_total_norm(grads)) / count
-        return _scale(grads, total, max_norm, count)
+        factor = _factor(total, max_norm, count)
+        if factor != 1.0:
+            torch._foreach_mul_(grads, factor)
+        return total
 
     # ---- state in the one on-disk format ------------------------------------------------------
     def weights(self, model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -180,8 +183,9 @@ class Sharded(Replicated):
         plain = sum((g.double().pow(2).sum() for g in grads if not _is_sharded(g)), zero)
         total = float((local + plain).sqrt()) / count
         factor = _factor(total, max_norm, count)
-        for g in grads:
-            g.mul_(factor)
+        if factor != 1.0:
+            for g in grads:
+                g.mul_(factor)
         return total
 
     def _options(self, cpu_offload: bool = True) -> Any:
@@ -307,12 +311,3 @@ def by_name(state: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
 def _factor(total: float, max_norm: float, count: int) -> float:
     """What turns summed grads of norm ``count * total`` into means clipped to ``max_norm``."""
     return min(1.0, max_norm / (total + 1e-6)) / count
-
-
-def _scale(grads: list[torch.Tensor], total: float, max_norm: float, count: int) -> float:
-    import torch
-
-    factor = _factor(total, max_norm, count)
-    if factor != 1.0:
-        torch._foreach_mul_(grads, factor)
-    return total

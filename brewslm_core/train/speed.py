@@ -78,9 +78,11 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
 MMAP_THRESHOLD_MAX = 32 * 2**20  # glibc's ceiling for M_MMAP_THRESHOLD on 64-bit
 
 
+@functools.cache
 def tune_malloc() -> bool:
     """Keep freed memory in glibc's heap for reuse (see the module text); False where the C
-    library is not glibc or refuses."""
+    library is not glibc or refuses. Process-wide, so done once per process (``libc_ver`` reads
+    the interpreter's binary)."""
     import ctypes
     import platform
 

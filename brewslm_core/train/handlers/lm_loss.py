@@ -13,6 +13,7 @@ Same arithmetic in the same dtypes as the plain path (bf16 matmuls under autocas
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -62,17 +63,8 @@ def _loss_only(hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor,
     return loss
 
 
-_FUNCTION: Any = None
-
-
-def _function() -> Any:
-    global _FUNCTION
-    if _FUNCTION is None:
-        _FUNCTION = _build()
-    return _FUNCTION
-
-
-def _build() -> Any:
+@functools.cache
+def _function() -> Any:  # torch is imported lazily; the Function is built once
     import torch
 
     class LinearCrossEntropy(torch.autograd.Function):
