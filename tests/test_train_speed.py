@@ -16,8 +16,8 @@ from brewslm_core.train import TrainConfig, read_trace, train
 from brewslm_core.train.config import TrainConfigError
 from brewslm_core.train.distributed import Dist
 from brewslm_core.train.sharding import Replicated
+from brewslm_core.train.embedding_rows import EmbeddingRows
 from brewslm_core.train.speed import (
-    EmbeddingGrads,
     keep_mask,
     native_bf16,
     resolve_precision,
@@ -70,6 +70,7 @@ def test_bf16_steps_reach_the_fp32_losses_and_the_plan_records_it(project, share
     # sparse embedding grads are off by default (measured slower in the whole loop)
     assert _plan(project, bf16)["speed"] == {
         "precision": "bf16", "compile": False, "adamw": "auto", "fast_dropout": 19,
+        "fast_attention_dropout": 1,
         "sparse_embedding_grads": 0, "malloc_reuse": tune_malloc(), "fused_lm_loss": True,
     }
     auto = train(project, small(max_steps=1, precision="auto"), rows)
@@ -170,30 +171,72 @@ def test_fast_dropout_module_trains_like_dropout_and_is_identity_in_eval():
 
 
 # ---- sparse embedding grads and one-pass clip ---------------------------------------------------
-def test_sparse_embedding_grads_skip_tied_and_frozen_tables_and_match_dense():
-    import torch
-
+def _toy_model(torch):
     torch.manual_seed(0)
     table, tied, frozen = (torch.nn.Embedding(50, 4, padding_idx=0) for _ in range(3))
     head = torch.nn.Linear(4, 50, bias=False)
     head.weight = tied.weight  # an output layer sharing the table (a causal LM's tied head)
     frozen.weight.requires_grad_(False)
-    model = torch.nn.ModuleDict({"table": table, "tied": tied, "head": head, "frozen": frozen})
-    params = [p for p in model.parameters() if p.requires_grad]
-    ids = torch.tensor([[0, 3, 3, 7], [9, 0, 7, 7]])
-    dense = torch.autograd.grad(table(ids).pow(2).sum(), table.weight)[0]
-    grads = EmbeddingGrads(model, params)
-    assert grads.tables == [table]
-    table(ids).pow(2).sum().backward()
-    assert table.weight.grad.is_sparse
-    grads.densify()
-    buffer = table.weight.grad
-    assert not buffer.is_sparse and torch.equal(buffer, dense)  # padding_idx row 0 stays zero
-    table.weight.grad = None
-    table(ids[:1]).sum().backward()
-    grads.densify()
-    assert table.weight.grad is buffer  # the same buffer, refilled: no fresh allocation per step
-    assert torch.equal(buffer, torch.autograd.grad(table(ids[:1]).sum(), table.weight)[0].to_dense())
+    return torch.nn.ModuleDict({"table": table, "tied": tied, "head": head, "frozen": frozen,
+                                "out": torch.nn.Linear(4, 1)})
+
+
+@pytest.mark.parametrize("decay", [0.0, 0.1])
+@pytest.mark.parametrize("impl", ["fused", "foreach", "loop"])
+def test_embedding_rows_adamw_equals_dense_adamw_and_resumes(decay, impl):
+    """AdamW over the used rows of a sparse-grad table gives dense AdamW's weights and moments:
+    rows used in one step and not the next keep moving on their moments, unused rows never move
+    (but decay), tied and frozen tables stay dense; a new EmbeddingRows over the same optimizer
+    state (a resume) finds the used rows again."""
+    import torch
+
+    from brewslm_core.train.speed import adamw_options
+
+    def run(rows: bool, batches, state=None):
+        model = _toy_model(torch)
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=0.05, weight_decay=decay,
+                                **adamw_options(impl, {}))
+        sparse = EmbeddingRows(model, params) if rows else None
+        if rows:
+            assert sparse.tables == [model["table"]]
+        if state is not None:
+            model.load_state_dict(state[0])
+            opt.load_state_dict(state[1])
+        for ids in batches:
+            if rows and state is not None:
+                sparse = EmbeddingRows(model, params)  # resumed: the used rows from the moments
+            x = model["table"](ids) + model["tied"](ids) + model["frozen"](ids)
+            (model["out"](x).pow(2).sum() + model["head"](x).sum()).backward()
+            if sparse:
+                sparse.coalesce()
+                assert model["table"].weight.grad.is_sparse
+            norm = Replicated(Dist()).clip(params, 0.5, 2)
+            if sparse:
+                sparse.step(opt)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        return model, opt, norm
+
+    batches = [torch.tensor([[0, 3, 3, 7], [9, 0, 7, 7]]), torch.tensor([[5, 5, 1, 0]]),
+               torch.tensor([[3, 12, 12, 40]]), torch.tensor([[0, 0, 0, 0]])]
+    dense, dense_opt, dense_norm = run(False, batches)
+    rows, rows_opt, rows_norm = run(True, batches)
+    assert rows_norm == pytest.approx(dense_norm, rel=1e-6)
+    for (name, want), got in zip(dense.state_dict().items(), rows.state_dict().values(), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7, msg=name)
+    never = torch.tensor([r not in (0, 1, 3, 5, 7, 9, 12, 40) for r in range(50)])
+    start = _toy_model(torch)["table"].weight
+    moved = (rows["table"].weight != start).any(1)
+    assert not moved[never].any() if not decay else moved[never].all()
+    w = rows["table"].weight
+    for key in ("exp_avg", "exp_avg_sq", "step"):  # the same state, in AdamW's own format
+        torch.testing.assert_close(rows_opt.state[w][key], dense_opt.state[dense["table"].weight][key])
+    # a resume after step 2, with the lever on, carries on exactly like the dense run
+    half, half_opt, _ = run(True, batches[:2])
+    resumed, _, _ = run(True, batches[2:], (half.state_dict(), half_opt.state_dict()))
+    for (name, want), got in zip(dense.state_dict().items(), resumed.state_dict().values(), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7, msg=name)
 
 
 def test_one_pass_mean_and_clip_equals_divide_then_clip():
@@ -239,3 +282,61 @@ def test_sparse_embedding_grads_give_the_dense_weights_and_resume_exactly(projec
     resumed = train(project, cfg, rows, run_id=first.run_id, resume=True)
     assert resumed.status == "completed" and resumed.resumed_from_step == 2, resumed.error
     assert _losses(project, resumed) == pytest.approx(_losses(project, sparse), rel=1e-6)
+
+
+# ---- attention dropout --------------------------------------------------------------------------
+def test_fast_attention_is_sdpa_math_with_the_fast_mask_and_sdpa_otherwise():
+    """Training with attention dropout on CPU: softmax(q k^T * scale, masked) * keep / (1 - p) @ v,
+    with keep drawn by keep_mask from the same generator state, gradients included; eval (no
+    dropout) is transformers' sdpa itself."""
+    import torch
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from brewslm_core.train.attention import attention
+    from brewslm_core.train.speed import keep_mask
+
+    torch.manual_seed(0)
+    module = torch.nn.Module()
+    q, k, v = (torch.randn(2, 3, 5, 4, requires_grad=True) for _ in range(3))
+    seg = torch.tensor([[0, 0, 0, 1, 1], [0, 0, 1, 1, -1]])
+    mask = (seg.unsqueeze(2) == seg.unsqueeze(1)).unsqueeze(1)  # block-diagonal, bool
+    torch.manual_seed(5)
+    got, _ = attention(module, q, k, v, mask, dropout=0.25, scaling=0.3)
+    torch.manual_seed(5)
+    scores = (q @ k.transpose(-2, -1) * 0.3).masked_fill(~mask, torch.finfo(torch.float32).min)
+    probs = torch.softmax(scores, -1)
+    want = ((probs * keep_mask(probs.shape, 0.25, probs)) @ v).transpose(1, 2)
+    torch.testing.assert_close(got, want)
+    grads = torch.autograd.grad(got.pow(2).sum(), (q, k, v))
+    for g, w in zip(grads, torch.autograd.grad(want.pow(2).sum(), (q, k, v)), strict=True):
+        torch.testing.assert_close(g, w)
+    assert got.shape == (2, 5, 3, 4) and got.is_contiguous()
+    plain, _ = attention(module, q, k, v, mask, dropout=0.0, scaling=0.3)
+    sdpa, _ = sdpa_attention_forward(module, q, k, v, mask, dropout=0.0, scaling=0.3)
+    torch.testing.assert_close(plain, sdpa)
+
+
+def test_minilm_trains_through_the_fast_attention_and_scores_with_sdpa(project, shared_data):
+    import torch
+
+    torch.set_num_threads(1)
+    rows = banking_rows(shared_data, 16)
+    fast = train(project, small(max_steps=2), rows, rows[:8])
+    native = train(project, small(max_steps=2, fast_dropout=False), rows, rows[:8])
+    assert _plan(project, fast)["speed"]["fast_attention_dropout"] == 1  # MiniLM's one config
+    assert _plan(project, native)["speed"]["fast_attention_dropout"] == 0
+    # different masks, the same model: the losses agree to the dropout noise
+    assert _losses(project, fast) == pytest.approx(_losses(project, native), rel=0.05)
+    # the end-of-run eval (the trained model, in eval mode: no dropout, so sdpa) equals the eval of
+    # the saved weights reloaded with plain sdpa
+    from brewslm_core.train import get_handler
+    from brewslm_core.train.base_model import resolve_model_path
+
+    plan = _plan(project, fast)
+    handler = get_handler("classification")
+    path = resolve_model_path("auto", "classification")
+    handler.setup(path, rows, small())
+    model = handler.restore(path, project.run_dir(fast.run_id) / "adapter", plan["handler_state"], small())
+    assert model.encoder.config._attn_implementation == "sdpa"
+    again = handler.score(model, rows[:8])
+    assert again["eval_loss"] == pytest.approx(fast.eval["eval_loss"], rel=1e-5)

@@ -20,17 +20,18 @@ from typing import TYPE_CHECKING, Any
 
 from ..common import atomic_write_json, atomic_write_text
 from ..contracts.base import Contract, contract
+from .attention import use_fast_attention
 from .base_model import resolve_model_path
 from .checkpoint import latest_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .device import pick_device
 from .distributed import Dist, from_env, params_checksum, shard
+from .embedding_rows import EmbeddingRows
 from .handlers import get_handler
 from .handlers.lora import count_params
 from .packing import plan_epoch
 from .sharding import Replicated, choose
 from .speed import (
-    EmbeddingGrads,
     adamw_options,
     compile_model,
     resolve_precision,
@@ -269,13 +270,17 @@ class _Run:
             raise ValueError(f"none of the {len(train_rows)} training rows could be encoded")
         model = self.handler.build_model(cfg).to(device)
         # inductor fuses its own dropout RNG; eager CPU runs take the fast mask (train/speed.py)
-        self.fast_dropout = use_fast_dropout(model, device) if cfg.fast_dropout and not cfg.compile else 0
+        fast = cfg.fast_dropout and not cfg.compile
+        self.fast_dropout = use_fast_dropout(model, device) if fast else 0
+        self.fast_attention = use_fast_attention(model, device) if fast else 0  # its dropout too
         self.model = self.sharding.prepare(model)
         self.model.train()
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        # sparse embedding grads need replicated weights (FSDP shards dense grads) and eager mode
-        sparse = cfg.sparse_embedding_grads and self.sharding.name in ("none", "ddp") and not cfg.compile
-        self.embedding_grads = EmbeddingGrads(self.model, self.params) if sparse else None
+        # embedding tables by rows: one process (ranks would all-reduce dense grads, FSDP shards
+        # them), eager mode, no fp16 loss scaling (its skipped steps are the optimizer's)
+        sparse = (cfg.sparse_embedding_grads and self.sharding.name == "none" and not cfg.compile
+                  and resolve_precision(cfg.precision, device) != "fp16")
+        self.embedding_rows = EmbeddingRows(self.model, self.params) if sparse else None
         auto = self.sharding.optimizer_options(self.params, device)
         self.optimizer = torch.optim.AdamW(
             self.params, lr=cfg.lr, weight_decay=cfg.weight_decay, **adamw_options(cfg.adamw, auto)
@@ -349,8 +354,8 @@ class _Run:
             self.scaler.scale(loss).backward()
             loss_sum, count = loss_sum + float(loss.detach()), count + n
             del batch, loss
-        if self.embedding_grads is not None:
-            self.embedding_grads.densify()
+        if self.embedding_rows is not None:
+            self.embedding_rows.coalesce()
         if self.dist.active:  # sum before unscaling so every rank sees the same grads
             self.sharding.sync_grads(self.params)
             sums = self.dist.sum_numbers([loss_sum, count, tokens, real, samples], device)
@@ -382,6 +387,8 @@ class _Run:
         scaler.unscale_(optimizer)
         # summed losses: the clip divides by the step's true count in the same pass
         norm = self.sharding.clip(self.params, self.config.grad_clip or float("inf"), max(count, 1))
+        if self.embedding_rows is not None:
+            self.embedding_rows.step(optimizer)  # the tables' used rows; the optimizer skips them
         scaler.step(optimizer)
         scaler.update()
         lr = self.scheduler.get_last_lr()[0]
@@ -456,9 +463,10 @@ class _Run:
             # the speed levers as run (precision "auto" resolved for this device)
             "speed": {"precision": self.precision, "compile": self.config.compile,
                       "adamw": self.config.adamw, "fast_dropout": self.fast_dropout,
+                      "fast_attention_dropout": self.fast_attention,
                       "malloc_reuse": self.malloc_reuse, "fused_lm_loss": self.config.fused_lm_loss,
-                      "sparse_embedding_grads": len(self.embedding_grads.tables)
-                      if self.embedding_grads else 0},
+                      "sparse_embedding_grads": len(self.embedding_rows.tables)
+                      if self.embedding_rows else 0},
             **self.lineage,
         }
         if self.sharding.note:

@@ -67,7 +67,8 @@ class Replicated:
         ``max_norm`` in one multiply; the norm of the means."""
         import torch
 
-        grads = [p.grad for p in params if p.grad is not None]
+        # a sparse (coalesced) grad counts by its rows (embedding_rows.py)
+        grads = [g._values() if g.is_sparse else g for g in (p.grad for p in params) if g is not None]
         if not grads:
             return 0.0
         total = float(torch.nn.utils.get_total_norm(grads)) / count

@@ -18,20 +18,14 @@
   allocators tuned for PyTorch training (jemalloc, tcmalloc) keep it the same way. Process-wide:
   the process keeps the memory it peaked at.
 - ``fused_lm_loss``: see ``handlers/lm_loss.py`` (causal-LM output layer and loss in chunks).
-- ``sparse_embedding_grads``: a trainable embedding table (not tied to an output layer) builds
-  its gradient sparse, and one dense buffer kept across steps takes it before the optimizer.
-  A dense embedding gradient is a fresh zero-filled tensor every step (47 MB for MiniLM's
-  vocabulary), ~12 ms of page faults and fill per MiniLM step; the sparse path does the table's
-  backward in ~1.7 ms, yet the whole loop measured 0.98x with it (3 rotated rounds), so it is
-  off by default.
+- ``sparse_embedding_grads``: trainable embedding tables (not tied to an output layer) build
+  sparse gradients and AdamW steps only the rows used so far (exact; see embedding_rows.py).
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections import Counter
-from collections.abc import Sequence
 from typing import Any
 
 ADAMW_IMPLS = ("auto", "fused", "foreach", "loop")
@@ -111,6 +105,7 @@ def keep_mask(shape: Any, p: float, like: Any) -> Any:
     return (bits >= threshold).to(like.dtype).mul_(1.0 / (1.0 - p))
 
 
+@functools.cache
 def _dropout_function():  # torch is imported lazily; the Function is built once
     import torch
 
@@ -127,6 +122,11 @@ def _dropout_function():  # torch is imported lazily; the Function is built once
             return grad * keep, None
 
     return Drop
+
+
+def fast_dropout(x: Any, p: float) -> Any:
+    """Dropout of ``x`` (training) with the mask from :func:`keep_mask`; ``0 < p < 1``."""
+    return _dropout_function().apply(x, p)
 
 
 @functools.cache
@@ -161,37 +161,3 @@ def use_fast_dropout(model: Any, device: Any) -> int:
             module.__class__ = fast  # same attributes and state dict, another forward
             changed += 1
     return changed
-
-
-# ---- embedding gradients ------------------------------------------------------------------
-class EmbeddingGrads:
-    """Sparse gradients for the trainable, untied embedding tables of ``model``, densified into
-    one buffer per table that lives across steps (call :meth:`densify` after the backwards)."""
-
-    def __init__(self, model: Any, params: Sequence[Any]) -> None:
-        import torch
-
-        trainable = {id(p) for p in params}
-        holders = Counter(id(p) for m in model.modules() for p in m.parameters(recurse=False))
-        self.tables = [
-            m for m in model.modules()
-            if isinstance(m, torch.nn.Embedding) and id(m.weight) in trainable
-            and holders[id(m.weight)] == 1 and m.max_norm is None and not m.scale_grad_by_freq
-        ]
-        for table in self.tables:
-            table.sparse = True
-        self.buffers: dict[int, Any] = {}
-
-    def densify(self) -> None:
-        for table in self.tables:
-            grad = table.weight.grad
-            if grad is None or not grad.is_sparse:
-                continue
-            buf = self.buffers.get(id(table))
-            if buf is None:
-                buf = self.buffers[id(table)] = table.weight.new_zeros(table.weight.shape)
-            else:
-                buf.zero_()
-            grad = grad.coalesce()
-            buf.index_add_(0, grad.indices()[0], grad.values())
-            table.weight.grad = buf
