@@ -115,8 +115,27 @@ def test_sft_handler_fused_head_gives_the_plain_loss_and_lora_grads(shared_data)
         results[fused] = (float(loss.detach()), count, grads)
     (plain, n_plain, g_plain), (fused, n_fused, g_fused) = results[False], results[True]
     assert n_plain == n_fused > 0
-    assert fused == pytest.approx(plain, rel=1e-5)
+    # both against the loss in fp64 from the same hidden states: the fused sum (equal 512-row
+    # chunks) is the closer one, the plain [tokens, vocab] fp32 path rounds more
+    with torch.no_grad():
+        hidden, keep = handler.supervised_hidden(model, batch)
+        weight = model.get_output_embeddings().weight.double()
+        exact = float(torch.nn.functional.cross_entropy(hidden.double() @ weight.T, batch["target"][keep],
+                                                        reduction="sum"))
+    assert fused == pytest.approx(exact, rel=1e-6)
+    assert plain == pytest.approx(exact, rel=3e-5)
+    # the gradient at the hidden states, against fp64: the fused one is no further off than plain's
+    grads_h = {}
+    for name, fn in (("plain", _plain), ("fused", lm_loss.linear_cross_entropy),
+                     ("exact", lambda h, w, t: torch.nn.functional.cross_entropy(
+                         h @ w.double().T, t, reduction="sum"))):
+        h = hidden.detach().clone().double().requires_grad_() if name == "exact" \
+            else hidden.detach().clone().requires_grad_()
+        fn(h, model.get_output_embeddings().weight.detach(), batch["target"][keep]).backward()
+        grads_h[name] = h.grad.double()
+    err = {k: float((grads_h[k] - grads_h["exact"]).abs().max()) for k in ("plain", "fused")}
+    assert err["fused"] <= max(err["plain"], 1e-7) * 1.5, err
     assert g_plain.keys() == g_fused.keys() and len(g_plain) > 0
     for name in g_plain:  # fp32 sums in another order: close against each tensor's own scale
         scale = float(g_plain[name].abs().max())
-        torch.testing.assert_close(g_fused[name], g_plain[name], rtol=1e-3, atol=1e-3 * scale)
+        torch.testing.assert_close(g_fused[name], g_plain[name], rtol=1e-3, atol=2e-3 * scale)

@@ -340,3 +340,60 @@ def test_minilm_trains_through_the_fast_attention_and_scores_with_sdpa(project, 
     assert model.encoder.config._attn_implementation == "sdpa"
     again = handler.score(model, rows[:8])
     assert again["eval_loss"] == pytest.approx(fast.eval["eval_loss"], rel=1e-5)
+
+
+# ---- fused LoRA linear --------------------------------------------------------------------------
+def test_fused_lora_linear_equals_peft_values_and_grads():
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from brewslm_core.train.fused_lora import use_fused_lora
+
+    torch.manual_seed(0)
+    base = torch.nn.Sequential(torch.nn.Linear(12, 20), torch.nn.GELU(), torch.nn.Linear(20, 7, bias=False))
+    x = torch.randn(3, 5, 12)
+
+    def model(fused: bool):
+        torch.manual_seed(1)
+        m = get_peft_model(base, LoraConfig(r=4, lora_alpha=12, target_modules=["0", "2"],
+                                            init_lora_weights=False))  # B != 0: the adapter counts
+        if fused:
+            assert use_fused_lora(m) == 2
+        return m
+
+    plain, fused = model(False), model(True)
+    xs = [x.clone().requires_grad_() for _ in range(2)]
+    outs = [m(xi) for m, xi in zip((plain, fused), xs, strict=True)]
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-6, atol=1e-6)
+    for out in outs:
+        out.pow(2).sum().backward()
+    torch.testing.assert_close(xs[1].grad, xs[0].grad, rtol=1e-5, atol=1e-6)
+    got = {n: p.grad for n, p in fused.named_parameters() if p.requires_grad}
+    want = {n: p.grad for n, p in plain.named_parameters() if p.requires_grad}
+    assert got.keys() == want.keys() and len(got) == 4
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=1e-5, atol=1e-6)
+    assert all(p.grad is None for p in fused.parameters() if not p.requires_grad)  # frozen base
+    assert type(fused.base_model.model[0]).__name__ == "FusedLoraLinear"
+    layers = fused.base_model.model
+    alone = layers[2].base_layer(layers[1](layers[0].base_layer(x)))
+    assert not torch.allclose(outs[1], alone)
+    with fused.disable_adapter():  # a reference pass (alignment): the base alone, as peft does
+        torch.testing.assert_close(fused(x), alone)
+
+
+def test_fused_lora_run_gives_the_peft_run_and_the_plan_says_so(project, shared_data):
+    import torch
+
+    torch.set_num_threads(1)
+    rows = banking_rows(shared_data, 32)
+    fused = train(project, small(max_steps=3), rows)
+    plain = train(project, small(max_steps=3, fused_lora=False), rows)
+    assert _plan(project, fused)["speed"]["fused_lora"] > 0
+    assert _plan(project, plain)["speed"]["fused_lora"] == 0
+    assert _losses(project, fused) == pytest.approx(_losses(project, plain), rel=1e-5)
+    want = _adapter_tensors(project.run_dir(plain.run_id))
+    got = _adapter_tensors(project.run_dir(fused.run_id))
+    assert want.keys() == got.keys()
+    for key in want:
+        torch.testing.assert_close(got[key], want[key], atol=1e-5, rtol=1e-4)

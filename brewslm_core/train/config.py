@@ -51,6 +51,7 @@ class TrainConfig(Contract):
     # embedding grads sparse, into one buffer kept across steps; off by default: 0.98x in the whole
     # loop (MiniLM full fine-tuning, 3 rotated rounds), though 7x faster on the table alone
     sparse_embedding_grads: bool = False
+    fused_lora: bool = True  # plain LoRA layers: forward and backward in one autograd step (fused_lora.py)
     fused_lm_loss: bool = True  # causal LMs: output layer + cross-entropy in chunks, no full logits
     malloc_reuse: bool = True  # glibc keeps freed blocks for the next step (no page faults per step)
     threads: int = 0  # torch CPU threads; 0 = all cores

@@ -27,6 +27,7 @@ from .config import TrainConfig
 from .device import pick_device
 from .distributed import Dist, from_env, params_checksum, shard
 from .embedding_rows import EmbeddingRows
+from .fused_lora import use_fused_lora
 from .handlers import get_handler
 from .handlers.lora import count_params
 from .packing import plan_epoch
@@ -273,6 +274,9 @@ class _Run:
         fast = cfg.fast_dropout and not cfg.compile
         self.fast_dropout = use_fast_dropout(model, device) if fast else 0
         self.fast_attention = use_fast_attention(model, device) if fast else 0  # its dropout too
+        # FSDP2 swaps the blocks' weights for shards between forwards: peft's forward there
+        fused = cfg.fused_lora and not cfg.compile and self.sharding.name != "fsdp"
+        self.fused_lora = use_fused_lora(model) if fused else 0
         self.model = self.sharding.prepare(model)
         self.model.train()
         self.params = [p for p in self.model.parameters() if p.requires_grad]
@@ -463,7 +467,7 @@ class _Run:
             # the speed levers as run (precision "auto" resolved for this device)
             "speed": {"precision": self.precision, "compile": self.config.compile,
                       "adamw": self.config.adamw, "fast_dropout": self.fast_dropout,
-                      "fast_attention_dropout": self.fast_attention,
+                      "fast_attention_dropout": self.fast_attention, "fused_lora": self.fused_lora,
                       "malloc_reuse": self.malloc_reuse, "fused_lm_loss": self.config.fused_lm_loss,
                       "sparse_embedding_grads": len(self.embedding_rows.tables)
                       if self.embedding_rows else 0},
