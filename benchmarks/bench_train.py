@@ -11,9 +11,10 @@ Per task it trains, each in a fresh subprocess (so peak RSS is per run):
   hf-grouped     HF Trainer, DataCollatorWithPadding + train_sampling_strategy="group_by_length"
                  (the baseline: HF's best built-in setting)
   ours           brewslm engine: length bucketing + packing with block-diagonal attention, and its
-                 default levers (fast CPU dropout, malloc reuse, the chunked LM loss);
-                 ours+nofastdrop/+nomalloc/+plainloss turn one off, ours+bf16/+compile/+foreach/
-                 +loop/+sparsegrads add one; hf-*+bf16 and hf-*+malloc likewise
+                 default levers (fast CPU dropout masks, attention's included; embedding tables
+                 trained by rows; the fused LoRA linear; malloc reuse; the chunked LM loss);
+                 ours+nofastdrop/+densegrads/+plainlora/+nomalloc/+plainloss turn one off,
+                 ours+bf16/+compile/+foreach/+loop add one; hf-*+bf16 and hf-*+malloc likewise
 Every variant runs with the same thread count (--threads, default 2), model, train split (batches
 sampled from all of it), batch size, steps (default: one full epoch, so every variant trains every
 example once) and linear schedule, and is timed over the same span: the whole training call, rows
@@ -59,8 +60,9 @@ VARIANTS = ("hf-pad-max", "hf-dynamic", "hf-grouped", "ours")
 # glibc setting as ours, applied before its run: how much of a gap is only the allocator)
 LEVERS = {"compile": {"compile": True}, "bf16": {"precision": "bf16"}, "auto": {"precision": "auto"},
           "foreach": {"adamw": "foreach"}, "loop": {"adamw": "loop"},
-          "nofastdrop": {"fast_dropout": False}, "sparsegrads": {"sparse_embedding_grads": True},
-          "nomalloc": {"malloc_reuse": False}, "plainloss": {"fused_lm_loss": False}}
+          "nofastdrop": {"fast_dropout": False}, "densegrads": {"sparse_embedding_grads": False},
+          "nomalloc": {"malloc_reuse": False}, "plainloss": {"fused_lm_loss": False},
+          "plainlora": {"fused_lora": False}}
 HF_LEVERS = ("bf16", "malloc")
 
 

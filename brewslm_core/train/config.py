@@ -48,9 +48,8 @@ class TrainConfig(Contract):
     compile: bool = False  # torch.compile the model (dynamic shapes; compile time is part of the run)
     adamw: str = "auto"  # AdamW kernel: auto (fused unless FSDP) | fused | foreach | loop
     fast_dropout: bool = True  # CPU dropout masks from 16-bit random words (train/speed.py)
-    # embedding grads sparse, into one buffer kept across steps; off by default: 0.98x in the whole
-    # loop (MiniLM full fine-tuning, 3 rotated rounds), though 7x faster on the table alone
-    sparse_embedding_grads: bool = False
+    # trainable embedding tables: sparse grads, AdamW over the rows used so far (exact; one process)
+    sparse_embedding_grads: bool = True
     fused_lora: bool = True  # plain LoRA layers: forward and backward in one autograd step (fused_lora.py)
     fused_lm_loss: bool = True  # causal LMs: output layer + cross-entropy in chunks, no full logits
     malloc_reuse: bool = True  # glibc keeps freed blocks for the next step (no page faults per step)
