@@ -15,8 +15,8 @@ from test_train_rows import banking_rows
 from brewslm_core.train import TrainConfig, read_trace, train
 from brewslm_core.train.config import TrainConfigError
 from brewslm_core.train.distributed import Dist
-from brewslm_core.train.sharding import Replicated
 from brewslm_core.train.embedding_rows import EmbeddingRows
+from brewslm_core.train.sharding import Replicated
 from brewslm_core.train.speed import (
     keep_mask,
     native_bf16,
