@@ -106,3 +106,13 @@ def test_bench_train_smoke_reports_ratios_mfu_and_quality(shared_data, tmp_path)
     for r in results:
         assert 0 < r["mfu"] < 1 and r["threads"] == 1
         assert {"eval_loss", "accuracy"} <= set(r["eval"])
+
+
+def test_bench_train_levers_prints_a_ratio_per_lever(shared_data, tmp_path):
+    args = ["--reps", "2", "--threads", "1"]
+    out = run_module("benchmarks.bench_train_levers", args, shared_data, tmp_path)
+    found = re.findall(r"^(\w+)\s+before\s+([\d.]+) ms\s+lever\s+([\d.]+) ms\s+x ([\d.]+)", out, re.MULTILINE)
+    assert [f[0] for f in found] == ["rows", "lora", "attention", "lm_loss"], out
+    for _, before, lever, ratio in found:
+        assert float(before) > 0 and float(lever) > 0
+        assert float(ratio) == pytest.approx(float(before) / float(lever), rel=0.02)
