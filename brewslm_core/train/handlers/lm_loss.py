@@ -11,7 +11,7 @@ in the chunk's buffer) times the weight. Backward only scales the stored gradien
 incoming one. Same arithmetic in the same dtypes as the plain path (bf16 matmuls under autocast,
 fp32 softmax).
 
-The fp32 logits go into one buffer per device that the process keeps (grown when a chunk needs
+The fp32 logits go into one buffer per device (and thread) that the process keeps (grown when a chunk needs
 more): the two vocab-wide matmuls run at ~110/130 GFLOP/s on 128-row chunks and ~120/165 on
 512-row chunks here, but a fresh allocation that large would be page-faulted in on every chunk.
 """
@@ -19,13 +19,14 @@ more): the two vocab-wide matmuls run at ~110/130 GFLOP/s on 128-row chunks and 
 from __future__ import annotations
 
 import functools
+import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
 
 CHUNK_BYTES = 96 * 2**20  # fp32 logits per chunk at most (SmolLM2: 512 rows)
-_BUFFERS: dict[Any, Any] = {}  # device -> the fp32 logits buffer (kept: see the module text)
+_KEPT = threading.local()  # per thread (runs may train in threads): device -> fp32 logits buffer
 
 
 def chunk_rows(vocab: int) -> int:
@@ -41,9 +42,10 @@ def chunks(tokens: int, vocab: int) -> int:
 def _logits_buffer(rows: int, vocab: int, device: Any) -> Any:
     import torch
 
-    buf = _BUFFERS.get(device)
+    kept = _KEPT.__dict__.setdefault("buffers", {})
+    buf = kept.get(device)
     if buf is None or buf.numel() < rows * vocab:
-        buf = _BUFFERS[device] = torch.empty(rows * vocab, dtype=torch.float32, device=device)
+        buf = kept[device] = torch.empty(rows * vocab, dtype=torch.float32, device=device)
     return buf[: rows * vocab].view(rows, vocab)
 
 
