@@ -62,15 +62,13 @@ def use_fast_attention(model: Any, device: Any) -> int:
         return 0
     _register()
     changed = 0
-    seen: set[int] = set()
-    for module in model.modules():
+    for module in model.modules():  # a shared config, once routed, is no longer "sdpa"
         config = getattr(module, "config", None)
-        if config is None or id(config) in seen or getattr(config, "_attn_implementation", None) != "sdpa":
+        if getattr(config, "_attn_implementation", None) != "sdpa":
             continue
         rate = getattr(config, "attention_probs_dropout_prob", 0) or getattr(config, "attention_dropout", 0)
         if not rate:
             continue  # no attention dropout: sdpa's fused kernel already serves it
-        seen.add(id(config))
         config._attn_implementation = NAME
         changed += 1
     return changed

@@ -271,6 +271,7 @@ class _Run:
             raise ValueError(f"none of the {len(train_rows)} training rows could be encoded")
         model = self.handler.build_model(cfg).to(device)
         # inductor fuses its own dropout RNG; eager CPU runs take the fast mask (train/speed.py)
+        self.precision = resolve_precision(cfg.precision, device)
         fast = cfg.fast_dropout and not cfg.compile
         self.fast_dropout = use_fast_dropout(model, device) if fast else 0
         self.fast_attention = use_fast_attention(model, device) if fast else 0  # its dropout too
@@ -283,7 +284,7 @@ class _Run:
         # embedding tables by rows: one process (ranks would all-reduce dense grads, FSDP shards
         # them), eager mode, no fp16 loss scaling (its skipped steps are the optimizer's)
         sparse = (cfg.sparse_embedding_grads and self.sharding.name == "none" and not cfg.compile
-                  and resolve_precision(cfg.precision, device) != "fp16")
+                  and self.precision != "fp16")
         self.embedding_rows = EmbeddingRows(self.model, self.params) if sparse else None
         auto = self.sharding.optimizer_options(self.params, device)
         self.optimizer = torch.optim.AdamW(
@@ -295,7 +296,6 @@ class _Run:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, _linear_schedule(cfg.warmup_steps, self.total_steps)
         )
-        self.precision = resolve_precision(cfg.precision, device)
         trace_at = self._resume() if resume else None
         self._write_plan(model_path, self.model, len(train_rows), len(self.examples), device, resume)
         if self.dist.main:

@@ -133,8 +133,6 @@ def fast_dropout(x: Any, p: float) -> Any:
 def _fast_dropout_class() -> type:
     import torch
 
-    drop = _dropout_function()
-
     class FastDropout(torch.nn.Dropout):
         """``nn.Dropout`` with its mask from :func:`keep_mask` (same p, same train/eval rule)."""
 
@@ -143,7 +141,7 @@ def _fast_dropout_class() -> type:
                 return x
             if self.p == 1.0:
                 return torch.zeros_like(x)
-            return drop.apply(x, self.p)
+            return fast_dropout(x, self.p)
 
     return FastDropout
 

@@ -11,9 +11,10 @@ in the chunk's buffer) times the weight. Backward only scales the stored gradien
 incoming one. Same arithmetic in the same dtypes as the plain path (bf16 matmuls under autocast,
 fp32 softmax).
 
-The fp32 logits go into one buffer per device (and thread) that the process keeps (grown when a chunk needs
-more): the two vocab-wide matmuls run at ~110/130 GFLOP/s on 128-row chunks and ~120/165 on
-512-row chunks here, but a fresh allocation that large would be page-faulted in on every chunk.
+The fp32 logits go into one buffer per device and thread that the process keeps (grown when a
+chunk needs more): the two vocab-wide matmuls run at ~110/130 GFLOP/s on 128-row chunks and
+~120/165 on 512-row chunks here, but a fresh allocation that large would be page-faulted in on
+every chunk.
 """
 
 from __future__ import annotations
