@@ -270,8 +270,8 @@ class _Run:
         if not self.examples:
             raise ValueError(f"none of the {len(train_rows)} training rows could be encoded")
         model = self.handler.build_model(cfg).to(device)
-        # inductor fuses its own dropout RNG; eager CPU runs take the fast mask (train/speed.py)
         self.precision = resolve_precision(cfg.precision, device)
+        # inductor fuses its own dropout RNG; eager CPU runs take the fast mask (train/speed.py)
         fast = cfg.fast_dropout and not cfg.compile
         self.fast_dropout = use_fast_dropout(model, device) if fast else 0
         self.fast_attention = use_fast_attention(model, device) if fast else 0  # its dropout too
