@@ -34,10 +34,17 @@ WORK_SOURCE = textwrap.dedent(
         return {"steps": steps, "pid": os.getpid()}
 
 
+    def write_marker(marker, text):
+        # Written whole then renamed, so a reader never sees the file empty.
+        with open(marker + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(marker + ".tmp", marker)
+
+
     def forever(ctx, *, marker=None):
         # Never checks for cancel: only kill() or death stops it.
         if marker:
-            open(marker, "w").write(str(os.getpid()))
+            write_marker(marker, str(os.getpid()))
         while True:
             time.sleep(0.05)
 
@@ -47,7 +54,7 @@ WORK_SOURCE = textwrap.dedent(
         import sys
 
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-        open(marker, "w").write(f"{os.getpid()} {child.pid}")
+        write_marker(marker, f"{os.getpid()} {child.pid}")
         while True:
             time.sleep(0.05)
 
