@@ -13,7 +13,8 @@ Per task it trains, each in a fresh subprocess (so peak RSS is per run):
   ours           brewslm engine: length bucketing + packing with block-diagonal attention, and its
                  default levers (fast CPU dropout masks, attention's included; embedding tables
                  trained by rows; the fused LoRA linear; malloc reuse; the chunked LM loss);
-                 ours+nofastdrop/+densegrads/+plainlora/+nomalloc/+plainloss turn one off,
+                 ours+nofastdrop/+densegrads/+plainlora/+nomalloc/+plainloss turn one off
+                 (+window64: length-sorted windows of 64 batches instead of the whole epoch),
                  ours+bf16/+compile/+foreach/+loop add one; hf-*+bf16 and hf-*+malloc likewise
 Every variant runs with the same thread count (--threads, default 2), model, train split (batches
 sampled from all of it), batch size, steps (default: one full epoch, so every variant trains every
@@ -62,7 +63,7 @@ LEVERS = {"compile": {"compile": True}, "bf16": {"precision": "bf16"}, "auto": {
           "foreach": {"adamw": "foreach"}, "loop": {"adamw": "loop"},
           "nofastdrop": {"fast_dropout": False}, "densegrads": {"sparse_embedding_grads": False},
           "nomalloc": {"malloc_reuse": False}, "plainloss": {"fused_lm_loss": False},
-          "plainlora": {"fused_lora": False}}
+          "plainlora": {"fused_lora": False}, "window64": {"bucket_window": 64}}
 HF_LEVERS = ("bf16", "malloc")
 
 

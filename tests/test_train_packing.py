@@ -29,6 +29,21 @@ def test_bucketing_puts_similar_lengths_together():
     assert spread <= 4  # a random split of 1..64 would spread far wider
 
 
+def test_bucketing_over_the_whole_epoch_cuts_one_length_order_into_batches():
+    lengths = [(i * 37) % 101 + 1 for i in range(400)]
+    whole = plan_epoch(lengths, 8, seed=3, epoch=0)  # window 0: the whole epoch
+    spans = sorted((min(lengths[i] for i in b), max(lengths[i] for i in b)) for b in whole)
+    assert all(hi <= nxt for (_, hi), (nxt, _) in zip(spans, spans[1:], strict=False))  # no two batches overlap
+    windows = plan_epoch(lengths, 8, seed=3, epoch=0, window_batches=5)
+
+    def padding(plan):
+        return sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in plan)
+
+    assert padding(whole) < padding(windows)
+    assert sorted(i for b in windows for i in b) == list(range(400))
+    assert [min(b) for b in whole] != [min(b) for b in plan_epoch(lengths, 8, seed=3, epoch=1)]
+
+
 def test_pack_rows_first_fit_respects_capacity():
     lengths = [7, 3, 5, 2, 8, 1]
     rows = pack_rows(lengths, 8)

@@ -38,6 +38,7 @@ class TrainConfig(Contract):
     packing: bool = True
     pack_length: int = 0  # row length when packing; 0 = the batch's longest example
     batching: str = "bucket"  # bucket | random
+    bucket_window: int = 0  # bucketing: batches per length-sorted window; 0 = the whole epoch
     grad_clip: float = 1.0
     seed: int = 13
     eval_every: int = 0  # steps; 0 = only at the end (when eval rows are given)
@@ -97,6 +98,8 @@ class TrainConfig(Contract):
             out.append(f"device must be one of {DEVICES}, not {self.device!r}")
         if self.batching not in STRATEGIES:
             out.append(f"batching must be one of {STRATEGIES}, not {self.batching!r}")
+        if self.bucket_window < 0:
+            out.append("bucket_window must be 0 (the whole epoch) or a number of batches")
         for name in ("batch_size", "grad_accum", "max_length", "epochs", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 out.append(f"{name} must be at least 1")

@@ -334,7 +334,8 @@ class _Run:
         if epoch not in self.plans:
             # every rank builds the same plan (same seed) and keeps its share
             lengths = [e.length for e in self.examples]
-            full = plan_epoch(lengths, cfg.batch_size, seed=cfg.seed, epoch=epoch, strategy=cfg.batching)
+            full = plan_epoch(lengths, cfg.batch_size, seed=cfg.seed, epoch=epoch, strategy=cfg.batching,
+                              window_batches=cfg.bucket_window)
             self.plans = {epoch: shard(full, self.dist.rank, self.dist.world)}
         return epoch, within, self.plans[epoch][within * cfg.grad_accum : (within + 1) * cfg.grad_accum]
 

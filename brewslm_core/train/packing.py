@@ -1,8 +1,12 @@
 """Batch planning: which examples go into which step, and how a step's examples fill rows.
 
 Two ideas remove almost all padding without changing what the model sees:
-- *bucketing*: each epoch is shuffled, cut into large windows, and each window is sorted by
-  length before it is cut into batches, so a batch holds examples of near-equal length;
+- *bucketing*: each epoch is shuffled and sorted by length (stably, so equal lengths stay in
+  random order) before it is cut into batches, so a batch holds examples of near-equal length,
+  and the batches are then trained in random order (as fairseq's length batching does). A
+  window of ``window_batches`` batches sorts each slice of the shuffled epoch on its own
+  instead: more mixed lengths per batch, more padding (banking77 at batch 32: the whole epoch
+  0.9% padding, 64-batch windows 3.8%, 16-batch windows 10%);
 - *packing*: the examples of one batch are then laid side by side in rows no longer than the
   batch's longest example (first-fit decreasing). Handlers keep the examples apart with a
   block-diagonal mask and per-example position ids.
@@ -28,9 +32,10 @@ def plan_epoch(
     seed: int,
     epoch: int,
     strategy: str = "bucket",
-    window_batches: int = 64,
+    window_batches: int = 0,
 ) -> list[list[int]]:
-    """Example indices per batch for one epoch, in the order they are trained."""
+    """Example indices per batch for one epoch, in the order they are trained.
+    ``window_batches``: batches per length-sorted window (bucketing); 0 = the whole epoch."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown batching strategy {strategy!r}; use one of {STRATEGIES}")
     if batch_size < 1:
@@ -41,7 +46,7 @@ def plan_epoch(
     if strategy == "random":
         return [order[i : i + batch_size].tolist() for i in range(0, n, batch_size)]
     lens = np.asarray(lengths)
-    window = batch_size * window_batches
+    window = batch_size * window_batches if window_batches > 0 else max(n, 1)
     batches: list[list[int]] = []
     for start in range(0, n, window):
         chunk = order[start : start + window]
