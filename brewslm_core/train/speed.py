@@ -105,28 +105,11 @@ def keep_mask(shape: Any, p: float, like: Any) -> Any:
     return (bits >= threshold).to(like.dtype).mul_(1.0 / (1.0 - p))
 
 
-@functools.cache
-def _dropout_function():  # torch is imported lazily; the Function is built once
-    import torch
-
-    class Drop(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx: Any, x: Any, p: float) -> Any:
-            keep = keep_mask(x.shape, p, x)
-            ctx.save_for_backward(keep)
-            return x * keep
-
-        @staticmethod
-        def backward(ctx: Any, grad: Any) -> tuple[Any, None]:
-            (keep,) = ctx.saved_tensors
-            return grad * keep, None
-
-    return Drop
-
-
 def fast_dropout(x: Any, p: float) -> Any:
-    """Dropout of ``x`` (training) with the mask from :func:`keep_mask`; ``0 < p < 1``."""
-    return _dropout_function().apply(x, p)
+    """Dropout of ``x`` (training) with the mask from :func:`keep_mask`; ``0 < p < 1``. A plain
+    multiply: autograd keeps only the mask for backward (the mask needs no grad), and skips the
+    Python round trip of a custom autograd Function (~40 us a call, 19 calls a MiniLM step)."""
+    return x * keep_mask(x.shape, p, x)
 
 
 @functools.cache
