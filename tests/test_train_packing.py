@@ -33,7 +33,8 @@ def test_bucketing_over_the_whole_epoch_cuts_one_length_order_into_batches():
     lengths = [(i * 37) % 101 + 1 for i in range(400)]
     whole = plan_epoch(lengths, 8, seed=3, epoch=0)  # window 0: the whole epoch
     spans = sorted((min(lengths[i] for i in b), max(lengths[i] for i in b)) for b in whole)
-    assert all(hi <= nxt for (_, hi), (nxt, _) in zip(spans, spans[1:], strict=False))  # no two batches overlap
+    # no two batches overlap in length
+    assert all(hi <= nxt for (_, hi), (nxt, _) in zip(spans, spans[1:], strict=False))
     windows = plan_epoch(lengths, 8, seed=3, epoch=0, window_batches=5)
 
     def padding(plan):
