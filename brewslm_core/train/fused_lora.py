@@ -14,7 +14,14 @@ accumulates the adapter's share of ``dX`` into the base ``dX`` the same way:
 The same products as peft's (the weights and their gradients agree to float rounding), and the
 frozen base weight never gets a gradient. Used for plain LoRA only: one active adapter, no
 dropout, no DoRA or other variant, an ``nn.Linear`` base (QLoRA's 4-bit base keeps peft's
-forward), no autocast; anything else calls peft's own forward.
+forward); anything else calls peft's own forward.
+
+Under autocast (bf16 on a CPU with AMX/AVX512-BF16 or a GPU) it runs the same step in the
+autocast dtype, rounding what autocast would round (the input, the adapters, the base weight;
+the adapters' gradients come back in fp32 as autocast's casts give them). The frozen base
+weight is cast once and kept beside the layer (not in its state dict) instead of on every
+forward, and the whole layer is one autograd node instead of peft's ~20 casts and products
+(measured: casts were 15% of a SmolLM2 LoRA step in bf16).
 """
 
 from __future__ import annotations
@@ -70,17 +77,37 @@ def _fused_class(base: type) -> type:
 
         def forward(self, x: Any, *args: Any, **kwargs: Any) -> Any:
             active = [n for n in self.active_adapters if n in self.lora_A]
+            amp = torch.is_autocast_enabled(x.device.type)
             if (args or kwargs or self.disable_adapters or self.merged or len(active) != 1
-                    or active[0] in self.lora_variant or torch.is_autocast_enabled(x.device.type)
+                    or active[0] in self.lora_variant
                     or not isinstance(self.lora_dropout[active[0]], torch.nn.Identity)
-                    or x.dtype != self.lora_A[active[0]].weight.dtype):
+                    or (not amp and x.dtype != self.lora_A[active[0]].weight.dtype)):
                 return super().forward(x, *args, **kwargs)
             name = active[0]
             base_layer = self.get_base_layer()
-            return lora_linear(x, base_layer.weight, base_layer.bias, self.lora_A[name].weight,
-                               self.lora_B[name].weight, self.scaling[name])
+            a, b = self.lora_A[name].weight, self.lora_B[name].weight
+            if not amp:
+                return lora_linear(x, base_layer.weight, base_layer.bias, a, b, self.scaling[name])
+            dtype = torch.get_autocast_dtype(x.device.type)
+            bias = None if base_layer.bias is None else base_layer.bias.to(dtype)
+            with torch.autocast(x.device.type, enabled=False):
+                return lora_linear(x.to(dtype), _cast_weight(base_layer, dtype), bias,
+                                   a.to(dtype), b.to(dtype), self.scaling[name])
 
     return FusedLoraLinear
+
+
+def _cast_weight(layer: Any, dtype: Any) -> Any:
+    """``layer.weight`` in ``dtype``: a frozen weight is cast once and kept on the layer (again
+    when it changes in place); a trainable one is cast on each call, as autocast does."""
+    weight = layer.weight
+    if weight.requires_grad or weight.dtype == dtype:
+        return weight.to(dtype)
+    kept = layer.__dict__.get("_brewslm_cast")
+    key = (dtype, weight._version, weight.data_ptr())
+    if kept is None or kept[0] != key:
+        kept = layer.__dict__["_brewslm_cast"] = (key, weight.detach().to(dtype))
+    return kept[1]
 
 
 def use_fused_lora(model: Any) -> int:
