@@ -274,7 +274,8 @@ class _Run:
         # inductor fuses its own dropout RNG; eager CPU runs take the fast mask (train/speed.py)
         fast = cfg.fast_dropout and not cfg.compile
         self.fast_dropout = use_fast_dropout(model, device) if fast else 0
-        self.fast_attention = use_fast_attention(model, device) if fast else 0  # its dropout too
+        # its dropout too, and under CPU autocast attention in fp32 (train/attention.py)
+        self.fast_attention = use_fast_attention(model, device, self.precision != "fp32") if fast else 0
         # FSDP2 swaps the blocks' weights for shards between forwards: peft's forward there
         fused = cfg.fused_lora and not cfg.compile and self.sharding.name != "fsdp"
         self.fused_lora = use_fused_lora(model) if fused else 0
