@@ -45,7 +45,9 @@ class TrainConfig(Contract):
     checkpoint_every: int = 0  # steps; 0 = no periodic checkpoints
     keep_checkpoints: int = 2
     device: str = "auto"
-    precision: str = "fp32"  # autocast dtype on the device; fp32 = no autocast; auto: see train/speed.py
+    # autocast dtype on the device; fp32 = no autocast; auto (default): bf16 autocast where the
+    # device runs bf16 natively (AMX/AVX512-BF16 CPUs, Ampere+ GPUs), else fp32 (train/speed.py)
+    precision: str = "auto"
     compile: bool = False  # torch.compile the model (dynamic shapes; compile time is part of the run)
     adamw: str = "auto"  # AdamW kernel: auto (fused unless FSDP) | fused | foreach | loop
     fast_dropout: bool = True  # CPU dropout masks from 16-bit random words (train/speed.py)
