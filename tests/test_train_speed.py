@@ -5,6 +5,7 @@ levers on."""
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import replace
 
@@ -380,6 +381,89 @@ def test_fused_lora_linear_equals_peft_values_and_grads():
     assert not torch.allclose(outs[1], alone)
     with fused.disable_adapter():  # a reference pass (alignment): the base alone, as peft does
         torch.testing.assert_close(fused(x), alone)
+
+
+def test_fused_lora_under_autocast_rounds_as_peft_does_and_keeps_the_base_cast():
+    """Under bf16 autocast the fused layer gives peft's values and gradients to bf16 rounding, in
+    bf16 like autocast's linear, with fp32 adapter gradients; the frozen base weight is cast
+    once (kept beside the layer, not in its state dict) and cast again when it changes."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from brewslm_core.train.fused_lora import use_fused_lora
+
+    torch.manual_seed(0)
+    base = torch.nn.Sequential(torch.nn.Linear(32, 48), torch.nn.GELU(), torch.nn.Linear(48, 16, bias=False))
+    x = torch.randn(3, 9, 32)
+
+    def model(fused: bool):
+        torch.manual_seed(1)
+        m = get_peft_model(copy.deepcopy(base), LoraConfig(r=4, lora_alpha=8, target_modules=["0", "2"],
+                                                           init_lora_weights=False))
+        if fused:
+            assert use_fused_lora(m) == 2
+        return m
+
+    plain, fused = model(False), model(True)
+    outs = []
+    for m in (plain, fused):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = m(x)
+        out.float().pow(2).sum().backward()
+        outs.append(out)
+    assert outs[1].dtype == outs[0].dtype == torch.bfloat16
+    torch.testing.assert_close(outs[1], outs[0], rtol=2e-2, atol=2e-2)
+    want = {n: p.grad for n, p in plain.named_parameters() if p.requires_grad}
+    got = {n: p.grad for n, p in fused.named_parameters() if p.requires_grad}
+    assert got.keys() == want.keys() and all(g.dtype == torch.float32 for g in got.values())
+    for name in want:  # bf16 products summed over 27 tokens: compare relative to the norm
+        assert (got[name] - want[name]).norm() <= 1e-2 * want[name].norm(), name
+    layer = fused.base_model.model[0].get_base_layer()
+    kept = layer.__dict__["_brewslm_cast"][1]
+    assert kept.dtype == torch.bfloat16 and not any("cast" in k for k in fused.state_dict())
+    with torch.no_grad():
+        layer.weight.mul_(2)  # an in-place change: the next forward casts again
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fused(x)
+    torch.testing.assert_close(layer.__dict__["_brewslm_cast"][1], (kept.float() * 2).bfloat16())
+
+
+def test_attention_under_cpu_autocast_runs_in_fp32():
+    """A causal, grouped-query attention (no dropout) under CPU bf16 autocast: our attention runs
+    it in fp32 (the CPU's bf16 kernel is slower on short rows): exactly sdpa's fp32 result."""
+    import torch
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from brewslm_core.train.attention import attention
+
+    torch.manual_seed(0)
+    module = torch.nn.Module()
+    module.num_key_value_groups, module.is_causal = 3, True
+    q = torch.randn(2, 6, 7, 8, requires_grad=True)
+    k, v = (torch.randn(2, 2, 7, 8, requires_grad=True) for _ in range(2))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got, _ = attention(module, q, k, v, None, dropout=0.0, scaling=0.3)
+        half, _ = sdpa_attention_forward(module, q, k, v, None, dropout=0.0, scaling=0.3)
+    want, _ = sdpa_attention_forward(module, q, k, v, None, dropout=0.0, scaling=0.3)
+    assert got.dtype == torch.float32 and half.dtype == torch.bfloat16
+    torch.testing.assert_close(got, want)
+    assert not torch.equal(half.float(), want)  # what autocast alone would have given
+
+
+def test_lora_sft_in_bf16_trains_fused_with_fp32_attention(project, shared_data):
+    """A SmolLM2 LoRA run in bf16 takes the fused layers and the fp32 attention (the plan says
+    so) and reaches the fp32 run's losses to bf16 rounding (3 steps at lr 1e-3: within 5%)."""
+    from test_train_rows import alpaca_rows
+
+    rows = alpaca_rows(shared_data, 8)
+    cfg = TrainConfig(task_profile="seq2seq", method="lora", lora_r=4, lr=1e-3, max_steps=3,
+                      batch_size=4, max_length=96, threads=1, precision="fp32")
+    fp32 = train(project, cfg, rows)
+    bf16 = train(project, replace(cfg, precision="bf16"), rows)
+    speed = _plan(project, bf16)["speed"]
+    assert speed["precision"] == "bf16" and speed["fused_lora"] > 0 and speed["fast_attention_dropout"] == 1
+    assert _plan(project, fp32)["speed"]["fast_attention_dropout"] == 0  # no dropout: plain sdpa
+    assert _losses(project, bf16) == pytest.approx(_losses(project, fp32), rel=5e-2)
 
 
 def test_fused_lora_run_gives_the_peft_run_and_the_plan_says_so(project, shared_data):
