@@ -15,7 +15,8 @@ Per task it trains, each in a fresh subprocess (so peak RSS is per run):
                  trained by rows; the fused LoRA linear; malloc reuse; the chunked LM loss);
                  ours+nofastdrop/+densegrads/+plainlora/+nomalloc/+plainloss turn one off
                  (+window64: length-sorted windows of 64 batches instead of the whole epoch),
-                 ours+bf16/+compile/+foreach/+loop add one; hf-*+bf16 and hf-*+malloc likewise
+                 ours+bf16/+compile/+foreach/+loop add one; hf-*+bf16, hf-*+compile (its
+                 torch_compile=True) and hf-*+malloc likewise
 Every variant runs with the same thread count (--threads, default 2), model, train split (batches
 sampled from all of it), batch size, steps (default: one full epoch, so every variant trains every
 example once) and linear schedule, and is timed over the same span: the whole training call, rows
@@ -47,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from .common import alpaca as alpaca_rows
@@ -57,14 +59,15 @@ DATA = Path(os.environ.get("BREWSLM_SHARED_DATA", REPO.parent / "shared" / "data
 VARIANTS = ("hf-pad-max", "hf-dynamic", "hf-grouped", "ours")
 # a variant may carry levers after "+" (ours+bf16, ours+nomalloc, hf-grouped+bf16), each measured
 # alone against the same base. Ours: "no…"/"plain…" turn one of its default levers off, the others
-# add one (the TrainConfig settings below). HF takes +bf16 (its bf16=True) and +malloc (the same
+# add one (the TrainConfig settings below). HF takes +bf16 (its bf16=True), +compile (its
+# torch_compile=True: the Trainer compiles the model) and +malloc (the same
 # glibc setting as ours, applied before its run: how much of a gap is only the allocator)
 LEVERS = {"compile": {"compile": True}, "bf16": {"precision": "bf16"}, "auto": {"precision": "auto"},
           "foreach": {"adamw": "foreach"}, "loop": {"adamw": "loop"},
           "nofastdrop": {"fast_dropout": False}, "densegrads": {"sparse_embedding_grads": False},
           "nomalloc": {"malloc_reuse": False}, "plainloss": {"fused_lm_loss": False},
           "plainlora": {"fused_lora": False}, "window64": {"bucket_window": 64}}
-HF_LEVERS = ("bf16", "malloc")
+HF_LEVERS = ("bf16", "compile", "malloc")
 
 
 def split_variant(name: str) -> tuple[str, list[str]]:
@@ -73,7 +76,7 @@ def split_variant(name: str) -> tuple[str, list[str]]:
 
 
 def lever_config(name: str) -> dict:
-    out: dict = {}
+    out: dict = {"precision": "fp32"}  # plain ours runs fp32 like plain HF, whatever the default
     for lever in split_variant(name)[1]:
         out.update(LEVERS[lever])
     return out
@@ -325,6 +328,7 @@ def run_hf(spec: dict) -> dict:
                 "group_by_length" if split_variant(spec["variant"])[0] == "hf-grouped" else "random"
             ),
             bf16="bf16" in split_variant(spec["variant"])[1],  # CPU autocast in bf16, as ours
+            torch_compile="compile" in split_variant(spec["variant"])[1],
         )
         trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collate)
         out = trainer.train()
@@ -602,6 +606,13 @@ def baseline(name: str) -> str:
     return "hf-grouped" + ("+bf16" if "bf16" in split_variant(name)[1] else "")
 
 
+def hf_peers(name: str, names: Iterable[str]) -> list[str]:
+    """The hf-grouped variants run at ``name``'s precision: the baseline and HF with its levers
+    (HF at its best is the fastest of them)."""
+    return [baseline(name)] + [n for n in names if split_variant(n)[0] == "hf-grouped"
+                               and n != baseline(name) and peak_dtype(n) == peak_dtype(name)]
+
+
 def _med(values: list[float]) -> str:
     import statistics
 
@@ -633,7 +644,7 @@ def summary(results: list[dict]) -> None:
                     f"{100 * statistics.median(r['pad_share'] for r in rs):.1f}%  MFU "
                     f"{_med([100 * r['mfu'] for r in rs])}%  {quality}")
             base = split_variant(name)[0]
-            for other in dict.fromkeys([baseline(name), "ours"] if base == "ours" else []):
+            for other in dict.fromkeys([*hf_peers(name, by), "ours"] if base == "ours" else []):
                 if other == name or other not in by:
                     continue
                 ratios = [runs[k]["real_tok_s"] / by[other][k]["real_tok_s"] for k in runs if k in by[other]]
