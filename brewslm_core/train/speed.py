@@ -3,9 +3,9 @@
 - ``precision``: ``auto`` (the default) resolves to bf16 autocast where the device runs bf16
   natively (a CUDA GPU with bf16, or a CPU whose oneDNN reports AVX512-BF16/AMX), else fp32. On
   an AMX CPU, bf16 ran MiniLM full fine-tuning 1.46-1.52x (whole epochs) and SmolLM2 LoRA SFT
-  1.54x (30 interleaved steps) faster than fp32
-  at the same eval loss (benchmarks/bench_train.py); under CPU autocast the fused LoRA linear
-  runs in bf16 (fused_lora.py) and attention in fp32 (attention.py).
+  1.54x (30 interleaved steps) faster than fp32 at the same eval loss (benchmarks/bench_train.py);
+  under CPU autocast the fused LoRA linear runs in bf16 (fused_lora.py), attention in fp32
+  (attention.py).
 - ``adamw``: the AdamW implementation: ``auto`` (the sharding's choice: fused when the weights are
   replicated, foreach under FSDP), ``fused``, ``foreach`` or ``loop`` (the per-tensor loop).
 - ``compile``: ``torch.compile`` of the model in place (``nn.Module.compile``: state-dict keys
