@@ -18,6 +18,7 @@ the run; the config's attention name is not saved with the weights.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from typing import Any
 
@@ -37,17 +38,18 @@ def attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any
         or getattr(module, "num_key_value_groups", 1) > 1 or kwargs.get("is_causal")
         or (attention_mask is None and getattr(module, "is_causal", False))
     )
-    if plain and query.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
-        # in fp32: the CPU's fused kernel runs slower in bf16 on rows of a few hundred tokens
-        # (forward + backward, 4 rows of 145: 14 ms in bf16, 6 ms in fp32), and fp32 is exact
-        if attention_mask is not None and attention_mask.is_floating_point():
-            attention_mask = attention_mask.float()
-        with torch.autocast("cpu", enabled=False):
-            return sdpa_attention_forward(module, query.float(), key.float(), value.float(),
-                                          attention_mask, dropout=dropout, scaling=scaling, **kwargs)
     if plain:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
-                                      scaling=scaling, **kwargs)
+        context = contextlib.nullcontext()
+        if query.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            # in fp32: the CPU's fused kernel runs slower in bf16 on rows of a few hundred tokens
+            # (forward + backward, 4 rows of 145: 14 ms in bf16, 6 ms in fp32), and fp32 is exact
+            context = torch.autocast("cpu", enabled=False)
+            query, key, value = query.float(), key.float(), value.float()
+            if attention_mask is not None and attention_mask.is_floating_point():
+                attention_mask = attention_mask.float()
+        with context:
+            return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
+                                          scaling=scaling, **kwargs)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
     scores = torch.matmul(query, key.transpose(-2, -1)).mul_(scale)
     if attention_mask is not None:
